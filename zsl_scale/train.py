@@ -45,10 +45,16 @@ def train_step(
     batch: dict[str, Tensor],
     weights: LossWeights,
     generator: torch.Generator | None = None,
+    loss_fn: Callable[..., LossTerms] = cada_loss,
 ) -> LossTerms:
-    """One optimisation step on a batch of paired modalities; returns the (attached) loss terms."""
+    """One optimisation step on a batch of paired modalities; returns the (attached) loss terms.
+
+    ``loss_fn(model, batch, weights, generator=...)`` defaults to :func:`cada_loss`; the distributed
+    trainer passes one that calls its DistributedDataParallel wrapper, whose ``forward`` must run for
+    DDP to synchronise gradients in the backward pass.
+    """
     optimizer.zero_grad(set_to_none=True)
-    terms = cada_loss(model, batch, weights, generator=generator)
+    terms = loss_fn(model, batch, weights, generator=generator)
     terms.total.backward()
     optimizer.step()
     return terms
