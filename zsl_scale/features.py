@@ -191,6 +191,9 @@ def init_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
+        # Ray starts workers at nice 15 by default; in a local job the workers *are* the job, so let
+        # them compete for the CPU like the process that launched them.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(include_dashboard=False, **kwargs)
 
 
