@@ -1,0 +1,393 @@
+"""Data-parallel CADA-VAE training: Ray Train ``TorchTrainer`` (DDP), or a plain process (group).
+
+One training loop, :func:`vae_worker`, runs in every worker. It streams that worker's share of each
+global batch from the feature shards (:mod:`zsl_scale.streaming`), pairs every image feature with
+its class embedding and calls the shared :func:`zsl_scale.train.train_step` through a
+``DistributedDataParallel`` wrapper (gloo on CPU, NCCL on GPU, chosen at run time).
+
+Why the result does not depend on the worker count (up to float summation order):
+
+* the global batch is the same set of rows for any worker count (virtual streams, see streaming.py);
+* every row's reparametrisation noise is drawn from ``(seed, epoch, step)`` for the whole global batch
+  and sliced by row position, so no RNG stream depends on the worker count;
+* the CADA-VAE loss is a *sum* over the batch, so gradients are all-reduced with a SUM comm hook
+  (DDP's default averages, which would divide the step's gradient by W and change Adam's updates).
+
+Runners: :func:`fit_ray` (``TorchTrainer`` with ``ScalingConfig``, ``RunConfig(name, storage_path)``,
+``FailureConfig``; resume = re-run the same name) and :func:`fit_local` (no Ray: one process, or a
+torch.distributed group set up by the caller, e.g. ``mp.spawn`` in tests and small benchmarks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from zsl_scale.config import ClassifierConfig, ModelSettings, TrainConfig
+from zsl_scale.dist_state import Context, LocalContext, RayContext, finish_run, preflight_run_dir, rng_states
+from zsl_scale.dist_state import set_rng_states as restore_rng
+from zsl_scale.errors import ConfigError, DataError
+from zsl_scale.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss, paper_config
+from zsl_scale.streaming import ClassTable, FeatureSource, StreamPlan, iter_worker_batches, open_features, step_noise
+from zsl_scale.train import make_optimizer, train_step, warmup_weights
+
+
+class ScaleSettings(BaseModel):
+    """How a run is spread over workers; none of it changes the numbers except ``streams``/``block_rows``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(default=1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: GPU workers when the cluster has GPUs
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    threads_per_worker: int = Field(default=1, ge=1)
+    streams: int | None = Field(default=None, ge=1)  # virtual data streams; default = workers
+    block_rows: int = Field(default=4096, ge=1)  # rows per read block (row-group slice)
+    group_blocks: int = Field(default=2, ge=1)  # blocks shuffled together (the shuffle buffer)
+    max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run
+    keep_checkpoints: int = Field(default=2, ge=1)
+    storage_path: str = "runs/dist"
+    address: str | None = None  # an existing Ray cluster; default: start a local one
+
+
+class DataPaths(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: str | None = None  # folder of parquet feature shards (DESIGN.md §2)
+    embeddings: str | None = None  # parquet: wnid + embedding vector
+
+
+class DistJobConfig(BaseModel):
+    """A distributed training job: the run's model/training settings plus how to scale it out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "vae"
+    seed: int = 0
+    model: ModelSettings = Field(default_factory=lambda: ModelSettings(imagenet=True))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=128))
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    data: DataPaths = Field(default_factory=DataPaths)
+
+
+@dataclass
+class VaeJob:
+    """Everything a worker needs, resolved on the driver (small enough to ship to every worker)."""
+
+    cfg: DistJobConfig
+    model_cfg: ModelConfig
+    source: FeatureSource
+    classes: ClassTable
+    fault: dict[str, Any] | None = None  # tests only: {"epoch", "rank", "marker"} → that worker dies once
+
+    @property
+    def streams(self) -> int:
+        return self.cfg.scale.streams or self.cfg.scale.workers
+
+    def plan(self) -> StreamPlan:
+        s = self.cfg.scale
+        block = max(1, min(s.block_rows, self.source.num_rows // (self.streams * 4) or 1))
+        return StreamPlan(self.source, self.cfg.train.batch_size, self.streams, block, self.cfg.seed, s.group_blocks)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What fixes the numbers: all but the epoch count (a run may be extended) and the worker count."""
+        plan = self.plan()
+        return {
+            "model": self.model_cfg.model_dump(mode="json"),
+            "train": self.cfg.train.model_dump(mode="json", exclude={"epochs"}),
+            "seed": self.cfg.seed,
+            "data": {"streams": plan.streams, "block_rows": plan.block_rows, "group_blocks": plan.group_blocks,
+                     **self.source.fingerprint()},
+            "classes": self.classes.fingerprint(),
+        }
+
+
+def prepare_job(cfg: DistJobConfig, source: FeatureSource, classes: ClassTable) -> VaeJob:
+    """Validate data against the config on the driver, before any worker (or Ray) starts."""
+    if not source.class_counts:
+        raise DataError(f"{source.directory}: no rows")
+    classes.require(list(source.class_counts))
+    streams = cfg.scale.streams or cfg.scale.workers
+    if streams % cfg.scale.workers:
+        raise ConfigError(f"scale.streams={streams} must be a multiple of scale.workers={cfg.scale.workers}")
+    if cfg.train.batch_size < streams:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is smaller than the {streams} data streams")
+    seen = [w for w in classes.wnids if w in source.class_counts]  # only training classes travel to workers
+    idx = [classes.wnids.index(w) for w in seen]
+    table = ClassTable(seen, classes.vectors[idx])
+    model_cfg = paper_config(source.dim, table.dim, imagenet=cfg.model.imagenet, reparam=cfg.model.reparam,
+                             init_gain=cfg.model.init_gain)
+    return VaeJob(cfg, model_cfg, source, table)
+
+
+class _StepModule(nn.Module):
+    """DDP's unit of work: the CADA-VAE loss of this worker's rows, with their slice of the global noise.
+
+    Quacks like :class:`CadaVae` for :func:`cada_loss` (``names``, ``encode``, ``decode``,
+    ``reparameterize``), except that the noise comes from the step's precomputed ε instead of an RNG.
+    """
+
+    def __init__(self, vae: CadaVae) -> None:
+        super().__init__()
+        self.vae = vae
+        self.names = vae.names
+        self._eps: list[Tensor] = []
+
+    def encode(self, name: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vae.encode(name, x)
+
+    def decode(self, name: str, z: Tensor) -> Tensor:
+        return self.vae.decode(name, z)
+
+    def reparameterize(self, mu: Tensor, logvar: Tensor, noise: bool = True, generator: Any = None) -> Tensor:
+        return mu + self.vae.std(logvar) * self._eps.pop(0) if noise else mu
+
+    def forward(self, batch: dict[str, Tensor], beta: float, gamma: float, delta: float, eps: Tensor):
+        self._eps = list(eps.unbind(0))
+        t = cada_loss(self, batch, LossWeights(beta, gamma, delta))
+        return t.total, t.recon, t.kl, t.cross, t.distance
+
+
+def _ddp_loss(net: nn.Module, batch: dict[str, Tensor], weights: LossWeights, generator: Any = None) -> LossTerms:
+    return LossTerms(*net(batch, weights.beta, weights.gamma, weights.delta, batch.pop("_eps")))
+
+
+def _sum_hook(state, bucket):  # unannotated: DDP checks real annotations, and this module's are strings
+    """All-reduce SUM: the global-batch loss is a sum of per-row losses, so are its gradients."""
+    return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
+
+
+def _wrap(module: _StepModule, device: torch.device) -> nn.Module:
+    if not (dist.is_available() and dist.is_initialized()):
+        return module
+    ids = [device] if device.type == "cuda" else None
+    net = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    net.register_comm_hook(None, _sum_hook)
+    return net
+
+
+def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
+    """The training loop of one worker; returns the per-epoch history (identical on every rank)."""
+    cfg, device = job.cfg, ctx.device
+    torch.set_num_threads(cfg.scale.threads_per_worker)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    vae = CadaVae(job.model_cfg).to(device)
+    optimizer = make_optimizer(vae, cfg.train)
+    fingerprint, start, history = job.fingerprint(), 0, []
+    state = ctx.latest_state(fingerprint)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["epoch"], state["history"]
+        restore_rng(state["rng"])
+    net = _wrap(_StepModule(vae), device)
+    plan, classes = job.plan(), torch.from_numpy(job.classes.vectors).to(device)
+    modalities, gbatch = len(vae.names), cfg.train.batch_size
+    for epoch in range(start, cfg.train.epochs):
+        t0, weights = time.perf_counter(), warmup_weights(epoch, cfg.train)
+        sums = torch.zeros(5, dtype=torch.float64, device=device)
+        vae.train()
+        steps = 0
+        for step, part in enumerate(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world)):
+            _maybe_fault(job, epoch, step, ctx.rank)
+            eps = step_noise(cfg.seed, epoch, step, modalities, gbatch)[:, torch.from_numpy(part.positions)]
+            batch = {"image": torch.from_numpy(part.features).to(device, torch.float32),
+                     "class": classes[torch.from_numpy(part.labels).to(device)], "_eps": eps.to(device)}
+            t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss)
+            sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
+            steps += 1
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+        rows = max(1, steps * gbatch)
+        mean = (sums / rows).tolist()
+        history.append({"epoch": epoch, "loss": mean[0], "recon": mean[1], "kl": mean[2], "cross": mean[3],
+                        "distance": mean[4], "beta": weights.beta, "gamma": weights.gamma, "delta": weights.delta,
+                        "rows": steps * gbatch, "seconds": round(time.perf_counter() - t0, 3)})
+        state = {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                 "history": history, "rng": rng_states(), "model_config": job.model_cfg.model_dump(mode="json"),
+                 "config": cfg.model_dump(mode="json"), "wnids": job.classes.wnids}
+        ctx.save(state, fingerprint, {"epoch": epoch, "loss": mean[0]})
+    return history
+
+
+def _maybe_fault(job: VaeJob, epoch: int, step: int, rank: int) -> None:
+    """Test hook: kill this worker process once, mid-epoch, to exercise recovery."""
+    f = job.fault
+    if f and f["epoch"] == epoch and f["rank"] == rank and step == 1 and not Path(f["marker"]).exists():
+        Path(f["marker"]).write_text("killed\n")
+        import os
+
+        os._exit(17)
+
+
+def load_job_inputs(cfg: DistJobConfig) -> tuple[FeatureSource, ClassTable]:
+    """Open the feature shards and class embeddings named by ``cfg.data``."""
+    from zsl_scale.streaming import load_class_table
+
+    if not cfg.data.features or not cfg.data.embeddings:
+        raise ConfigError("data.features and data.embeddings must both be set (or passed as options)")
+    return open_features(cfg.data.features), load_class_table(cfg.data.embeddings)
+
+
+def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """Train without Ray in this process (rank ``rank`` of an already-initialised process group)."""
+    run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
+    if rank == 0:
+        preflight_run_dir(run_dir, job.fingerprint())
+    if world > 1:
+        dist.barrier()
+    ctx = LocalContext(run_dir, rank, world, torch.device(device), job.cfg.scale.keep_checkpoints)
+    history = vae_worker(job, ctx)
+    summary = _summary(job, history, run_dir / f"checkpoint_epoch_{job.cfg.train.epochs:04d}")
+    if rank == 0:
+        finish_run(run_dir, history, summary)
+    return summary
+
+
+def _spawned(rank: int, world: int, port: int, job: VaeJob) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        fit_local(job, rank, world)
+    finally:
+        dist.destroy_process_group()
+
+
+def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
+    """``world`` local CPU processes over gloo, without Ray (tests and the CPU benchmark)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if world == 1:
+        return fit_local(job)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_spawned, args=(world, port, job), nprocs=world, join=True)
+    run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
+    import json
+
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _summary(job: VaeJob, history: list[dict[str, Any]], checkpoint: Any) -> dict[str, Any]:
+    return {"name": job.cfg.name, "epochs": len(history), "final_loss": history[-1]["loss"] if history else None,
+            "checkpoint": str(checkpoint), "workers": job.cfg.scale.workers, "streams": job.streams,
+            "rows": job.source.num_rows, "classes": len(job.classes.wnids)}
+
+
+def _ray_entry(config: dict[str, Any]) -> None:
+    job: VaeJob = config["job"]
+    vae_worker(job, RayContext(config["run_dir"]))
+
+
+def _use_gpu(device: str) -> bool:
+    import ray
+
+    if device == "auto":
+        return ray.cluster_resources().get("GPU", 0) >= 1
+    return device == "cuda"
+
+
+def init_ray(address: str | None, cpus: int | None = None) -> None:
+    """Connect to ``address`` or start a small local Ray runtime (no dashboard, small object store)."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False, log_to_driver=False)
+
+
+def fit_ray(job: VaeJob) -> dict[str, Any]:
+    """Train on Ray Train's ``TorchTrainer``; re-running the same ``name`` resumes from its last checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    s = job.cfg.scale
+    storage = str(Path(s.storage_path).resolve()) if "://" not in s.storage_path else s.storage_path
+    run_dir = f"{storage}/{job.cfg.name}"
+    if "://" not in storage:
+        preflight_run_dir(Path(run_dir), job.fingerprint())
+    init_ray(s.address)
+    gpu = _use_gpu(s.device)
+    trainer = TorchTrainer(
+        _ray_entry,
+        train_loop_config={"job": job, "run_dir": run_dir},
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=s.workers, use_gpu=gpu, resources_per_worker={"CPU": s.cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name=job.cfg.name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=s.keep_checkpoints),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
+        raise _user_error(exc) from exc
+    with result.checkpoint.as_directory() as d:
+        history = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["history"]
+    summary = _summary(job, history, result.checkpoint.path)
+    if "://" not in storage:
+        finish_run(Path(run_dir), history, summary)
+    return summary
+
+
+def _user_error(exc: BaseException) -> BaseException:
+    """The ZslError inside a Ray failure, if any (else the failure itself)."""
+    from zsl_scale.errors import ZslError
+
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or e in seen:
+            continue
+        seen.append(e)
+        if isinstance(e, ZslError):
+            return e
+        stack.extend([e.__cause__, e.__context__, *getattr(e, "worker_failures", {}).values()])
+        for attr in ("cause", "error"):
+            stack.append(getattr(e, attr, None))
+    return exc
+
+
+def load_final_model(run_dir: str | Path) -> tuple[CadaVae, list[str], dict[str, Any]]:
+    """The model of a run's latest checkpoint, its training class ids and its history (for later stages)."""
+    from zsl_scale.dist_state import checkpoint_dirs
+
+    found = checkpoint_dirs(Path(run_dir))
+    if not found:
+        raise DataError(f"no checkpoint under {run_dir}")
+    state = torch.load(found[-1][1] / "state.pt", map_location="cpu", weights_only=False)
+    vae = CadaVae(ModelConfig.model_validate(state["model_config"]))
+    vae.load_state_dict(state["model"])
+    vae.eval()
+    return vae, state["wnids"], state
+
+
+def gather_params(vae: CadaVae) -> np.ndarray:
+    """All parameters as one float64 vector (for equivalence checks)."""
+    return torch.cat([p.detach().double().flatten().cpu() for p in vae.parameters()]).numpy()
