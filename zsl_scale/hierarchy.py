@@ -52,6 +52,7 @@ INSTALL_HINT = (
     "WordNet dict directory"
 )
 LEXNAMES_FILE = PACKAGE_DATA / "wordnet" / "lexnames"
+STAGED_MARKER = ".zsl-scale-staged"
 
 Direction = Literal["undirected", "tree", "directed"]
 GraphKind = Literal["wordnet", "imagenet", "imagenet-edges"]
@@ -125,9 +126,8 @@ def nltk_search_path() -> list[str]:
 
 
 def _find_nltk_wordnet() -> WordNetSource | None:
-    cache_root = str(cache_dir() / "nltk_data")
     for entry in nltk_search_path():
-        if os.path.abspath(entry) == os.path.abspath(cache_root):
+        if (Path(entry) / STAGED_MARKER).is_file():
             continue  # our own copy of a dict dir is not "nltk's data"
         for name in ("corpora/wordnet", "corpora/wordnet.zip"):
             path = Path(entry) / name
@@ -168,6 +168,7 @@ def _stage_dict_dir(dict_dir: Path) -> Path:
             _copy_if_changed(src, dest / src.name)
     if not (dict_dir / "lexnames").is_file():
         _copy_if_changed(LEXNAMES_FILE, dest / "lexnames")
+    (data_root / STAGED_MARKER).write_text(f"copy of {dict_dir} made by zsl-scale\n")
     if str(data_root) not in nltk.data.path:
         nltk.data.path.insert(0, str(data_root))
     return dest

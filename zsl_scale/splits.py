@@ -131,7 +131,10 @@ def check_split_name(name: str) -> str:
     if name in SPLIT_NAMES:
         return name
     lookup = {n.lower(): n for n in SPLIT_NAMES}
-    close = [lookup[c] for c in difflib.get_close_matches(name.lower(), list(lookup), n=2, cutoff=0.5)]
+    if name.lower() in lookup:
+        close = [lookup[name.lower()]]  # names are case-sensitive on disk: suggest the exact spelling
+    else:
+        close = [lookup[c] for c in difflib.get_close_matches(name.lower(), list(lookup), n=2, cutoff=0.5)]
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     raise DataError(f"unknown split {name!r}{hint}; known splits: {', '.join(SPLIT_NAMES)}")
 
@@ -234,8 +237,11 @@ def build_splits(
     counts_path: str | os.PathLike[str] | None = None,
     hops: HopDefinition | None = None,
     hierarchy: Hierarchy | None = None,
+    wordnet: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Build and write splits; every input is checked and every split computed before any write.
+
+    ``wordnet`` is an explicit WordNet location, used only if ``hierarchy`` is not given.
 
     Raises:
         DataError: unknown split name, bad count table, WordNet missing. Nothing is written then.
@@ -247,7 +253,7 @@ def build_splits(
         validate_counts(counts, unseen_candidates(), set(imagenet_classes("all")))
     hier = hierarchy
     if hier is None and any(n in HOP_SPLITS for n in names):
-        hier = load_hierarchy()
+        hier = load_hierarchy(wordnet)
     builds = [build_split(n, hier, counts, hops) for n in names]
     if counts_path is not None:
         table = {"sha256": sha256_file(counts_path), "rows": len(counts or {})}

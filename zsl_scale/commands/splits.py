@@ -35,14 +35,11 @@ def build(
 
     Every input is checked before anything is written: bad input leaves existing splits untouched.
     """
-    from zsl_scale.hierarchy import load_hierarchy
-    from zsl_scale.splits import COUNT_SPLITS, HOP_SPLITS, STRUCTURAL_SPLITS, HopDefinition, build_splits
+    from zsl_scale.splits import COUNT_SPLITS, STRUCTURAL_SPLITS, HopDefinition, build_splits, load_manifest
 
     names = list(split) if split else [*STRUCTURAL_SPLITS, *(COUNT_SPLITS if counts else ())]
     hops = HopDefinition(graph=hop_graph, direction=hop_direction, count=hop_count)
-    hier = load_hierarchy(wordnet) if any(n in HOP_SPLITS for n in names) else None
-    dirs = build_splits(names, root=root, counts_path=counts, hops=hops, hierarchy=hier)
-    from zsl_scale.splits import load_manifest
+    dirs = build_splits(names, root=root, counts_path=counts, hops=hops, wordnet=wordnet)
 
     for name, d in zip(names, dirs, strict=True):
         print(f"{name}: {load_manifest(name, root)['num_classes']} classes -> {d}")
