@@ -77,7 +77,7 @@ def test_mixed_schema_refused(results_dir: Path, tmp_path: Path, capsys) -> None
     data = json.loads(path.read_text())
     data["schema_version"] = "0.9"
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="mixed schema versions: 0.9 \\(1 files"):
+    with pytest.raises(DataError, match=r"mixed schema versions: 0\.9 \(1 files"):
         load_results([results_dir])
     with pytest.raises(SystemExit) as exc:
         main(["leaderboard", str(results_dir), "--out", str(tmp_path / "b")])
