@@ -23,60 +23,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from zsl_scale.config import ClassifierConfig, ModelSettings, TrainConfig
+from zsl_scale.dist_config import DistJobConfig
 from zsl_scale.dist_state import Context, LocalContext, RayContext, finish_run, preflight_run_dir, rng_states
 from zsl_scale.dist_state import set_rng_states as restore_rng
 from zsl_scale.errors import ConfigError, DataError
 from zsl_scale.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss, paper_config
 from zsl_scale.streaming import ClassTable, FeatureSource, StreamPlan, iter_worker_batches, open_features, step_noise
 from zsl_scale.train import make_optimizer, train_step, warmup_weights
-
-
-class ScaleSettings(BaseModel):
-    """How a run is spread over workers; none of it changes the numbers except ``streams``/``block_rows``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    workers: int = Field(default=1, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: GPU workers when the cluster has GPUs
-    cpus_per_worker: float = Field(default=1.0, gt=0)
-    threads_per_worker: int = Field(default=1, ge=1)
-    streams: int | None = Field(default=None, ge=1)  # virtual data streams; default = workers
-    block_rows: int = Field(default=4096, ge=1)  # rows per read block (row-group slice)
-    group_blocks: int = Field(default=2, ge=1)  # blocks shuffled together (the shuffle buffer)
-    max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run
-    keep_checkpoints: int = Field(default=2, ge=1)
-    storage_path: str = "runs/dist"
-    address: str | None = None  # an existing Ray cluster; default: start a local one
-
-
-class DataPaths(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    features: str | None = None  # folder of parquet feature shards (DESIGN.md §2)
-    embeddings: str | None = None  # parquet: wnid + embedding vector
-
-
-class DistJobConfig(BaseModel):
-    """A distributed training job: the run's model/training settings plus how to scale it out."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = "vae"
-    seed: int = 0
-    model: ModelSettings = Field(default_factory=lambda: ModelSettings(imagenet=True))
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=128))
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
-    scale: ScaleSettings = Field(default_factory=ScaleSettings)
-    data: DataPaths = Field(default_factory=DataPaths)
 
 
 @dataclass
@@ -161,7 +121,7 @@ def _ddp_loss(net: nn.Module, batch: dict[str, Tensor], weights: LossWeights, ge
     return LossTerms(*net(batch, weights.beta, weights.gamma, weights.delta, batch.pop("_eps")))
 
 
-def _sum_hook(state, bucket):  # unannotated: DDP checks real annotations, and this module's are strings
+def sum_allreduce_hook(state, bucket):  # unannotated: DDP checks real annotations, and this module's are strings
     """All-reduce SUM: the global-batch loss is a sum of per-row losses, so are its gradients."""
     return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
 
@@ -171,7 +131,7 @@ def _wrap(module: _StepModule, device: torch.device) -> nn.Module:
         return module
     ids = [device] if device.type == "cuda" else None
     net = nn.parallel.DistributedDataParallel(module, device_ids=ids)
-    net.register_comm_hook(None, _sum_hook)
+    net.register_comm_hook(None, sum_allreduce_hook)
     return net
 
 

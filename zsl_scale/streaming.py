@@ -209,10 +209,23 @@ class StreamPlan:
         return [base + (v < extra) for v in range(self.streams)]
 
     def epoch_blocks(self, epoch: int) -> list[list[Block]]:
-        """The blocks of each stream in ``epoch``: a seeded permutation dealt round-robin."""
+        """The blocks of each stream in ``epoch``: a seeded permutation of all blocks, cut into
+        ``streams`` runs of equal row counts (a block on a boundary is split), so no stream runs dry
+        early and an epoch drops less than one global batch."""
         blocks = self.source.blocks(self.block_rows)
         order = np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(len(blocks))
-        return [[blocks[i] for i in order[v :: self.streams]] for v in range(self.streams)]
+        total = sum(b.rows for b in blocks)
+        bounds = [total * v // self.streams for v in range(self.streams + 1)]
+        out: list[list[Block]] = [[] for _ in range(self.streams)]
+        pos = 0
+        for i in order:
+            b = blocks[i]
+            for v in range(self.streams):
+                lo, hi = max(bounds[v], pos), min(bounds[v + 1], pos + b.rows)
+                if lo < hi:
+                    out[v].append(Block(b.file, b.row_group, b.start + lo - pos, b.start + hi - pos))
+            pos += b.rows
+        return out
 
     def steps(self, epoch: int) -> int:
         """Global steps in ``epoch``: as many as the scarcest stream allows (a partial last batch is dropped)."""
