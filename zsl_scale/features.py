@@ -232,6 +232,10 @@ def _chunk_rows(shards: list[list[ImageRef]], pending: list[int], batch_size: in
     return rows
 
 
+def _decode_memory(preprocess: Preprocess, batch_size: int) -> int:
+    return 2 * batch_size * preprocess.crop * preprocess.crop * 3 + (64 << 20)
+
+
 def decode_chunk(
     batch: dict[str, np.ndarray], preprocess: Preprocess, batch_size: int
 ) -> dict[str, np.ndarray]:
@@ -309,12 +313,18 @@ def _run_pipeline(
     ctx.execution_options.preserve_order = False  # shards are assembled by (shard, chunk) keys
     res = _resources(opts)
     rows = _chunk_rows(shards, pending, opts.batch_size)
+    res["workers"] = min(res["workers"], len(rows))  # more actors than chunks would idle
     ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4096))
     ds = ds.map_batches(
         decode_chunk,
         batch_size=1,
         num_cpus=opts.decode_cpus,
         fn_kwargs={"preprocess": spec.preprocess, "batch_size": opts.batch_size},
+        # Logical memory of one decode task (output pixels + decoder headroom). Besides being true,
+        # it keeps Ray Data from fusing this stage into the actor stage (it fuses stages whose
+        # resource requests are equal), which would decode inside the model actors, serially with
+        # the forward pass instead of overlapping it.
+        memory=_decode_memory(spec.preprocess, opts.batch_size),
     )
     device = "cpu" if res["num_gpus"] == 0 else "auto"
     ds = ds.map_batches(

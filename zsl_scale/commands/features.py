@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,17 +14,17 @@ def extract(
     source: Path = typer.Argument(..., help="ImageNet-style tree <wnid>/<file>, folder of <wnid>.tar, or list file"),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for shards + manifest.json"),
     backbone: str = typer.Option("efficientnet_lite0", help="Backbone name (see `features backbones`)"),
-    weights: Optional[Path] = typer.Option(None, help="Local weights file (default: the backbone's own)"),
+    weights: Path | None = typer.Option(None, help="Local weights file (default: the backbone's own)"),
     dtype: str = typer.Option("float16", help="Stored feature dtype: float16 or float32"),
     batch_size: int = typer.Option(32, help="Images per forward pass (fixed per shard plan)"),
     shard_size: int = typer.Option(10_000, help="Images per parquet shard"),
     input_kind: str = typer.Option("auto", help="auto, tree, tars or list"),
-    workers: Optional[int] = typer.Option(None, help="Model actors (default: one per GPU, else per core)"),
+    workers: int | None = typer.Option(None, help="Model actors (default: one per GPU, else per core)"),
     threads_per_worker: int = typer.Option(1, help="torch threads in each model actor"),
     decode_cpus: float = typer.Option(1.0, help="Ray CPUs per decode task"),
-    worker_cpus: Optional[float] = typer.Option(None, help="Ray CPUs reserved per model actor"),
+    worker_cpus: float | None = typer.Option(None, help="Ray CPUs reserved per model actor"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
-    address: Optional[str] = typer.Option(None, help="Address of an existing Ray cluster (default: local Ray)"),
+    address: str | None = typer.Option(None, help="Address of an existing Ray cluster (default: local Ray)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
     log_interval: float = typer.Option(30.0, help="Seconds between progress lines when not on a terminal"),
 ) -> None:

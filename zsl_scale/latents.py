@@ -1,0 +1,353 @@
+"""Latent generation: encode feature shards and class embeddings with a trained CADA-VAE, on Ray.
+
+Three modes, one output contract (a shard folder, ``kind: latents``; columns ``image_id``,
+``source_id``, ``wnid``, ``latent`` as ``fixed_size_list<float32>[L]``):
+
+* ``mu`` — every image of a feature set encoded to its μ (test-time latents). Latent shard *i* holds
+  the rows of feature shard *i*, in the same order.
+* ``image_samples`` — ``n`` noisy latents per class from that class's image features (the final
+  classifier's seen-class training set). With ≥ n images a seeded random subset is used, with fewer
+  the class's images are cycled (like the authors' code), each repetition with fresh noise.
+* ``class_samples`` — ``n`` noisy latents per class from its class embedding (unseen-class training).
+
+Determinism: all randomness (row choice, ε) is drawn in the driver from ``seed`` and the wnid's hash,
+never from worker state, and every unit is encoded in fixed row chunks; so outputs are identical for
+any worker count, device placement or resume point. Noise follows the model's own parametrisation:
+z = μ + σ(logvar)·ε with one scalar ε per sample (:meth:`CadaVae.std`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from zsl_scale.errors import ConfigError, DataError
+from zsl_scale.features import init_ray, read_feature_manifest
+from zsl_scale.io import sha256_file, sha256_json
+from zsl_scale.progress import ProgressReporter
+from zsl_scale.shards import ShardStore, read_manifest, shard_paths, vector_array, vectors
+
+KIND = "latents"
+Mode = Literal["mu", "image_samples", "class_samples"]
+
+
+@dataclass(frozen=True)
+class LatentOptions:
+    """Settings of ``zsl-scale latents generate`` (resource settings do not change the output)."""
+
+    per_class: int | None = None
+    classes: tuple[str, ...] | None = None
+    seed: int = 0
+    shard_rows: int = 50_000
+    encode_batch: int = 4096
+    workers: int | None = None
+    threads_per_worker: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    address: str | None = None
+    overwrite: bool = False
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class LatentSummary:
+    """What a run did."""
+
+    out_dir: str
+    mode: str
+    num_shards: int
+    shards_written: int
+    rows: int
+    seconds: float
+
+
+def wnid_stream(seed: int, stream: int, wnid: str) -> np.random.Generator:
+    """The RNG of one class: depends only on (seed, stream, wnid), not on which other classes exist."""
+    key = int.from_bytes(hashlib.sha256(wnid.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([seed, stream, key])
+
+
+def generate_latents(
+    model_path: str | Path,
+    out_dir: str | Path,
+    opts: LatentOptions,
+    features: str | Path | None = None,
+    class_embeddings: str | Path | None = None,
+) -> LatentSummary:
+    """Encode a feature set (``mu`` / ``image_samples``) or class embeddings (``class_samples``).
+
+    Re-running resumes (finished shards are skipped by manifest + sha256); inputs are checked before
+    Ray starts, so bad input never touches existing shards.
+    """
+    t0 = time.monotonic()
+    mode, units, header = _plan(model_path, opts, features, class_embeddings)
+    store = ShardStore(Path(out_dir), KIND, header, len(units)).open(overwrite=opts.overwrite)
+    pending = store.pending()
+    if pending:
+        _run(model_path, class_embeddings, opts, units, pending, store)
+    rows = sum(s["rows"] for s in store.manifest["shards"].values())
+    store.finish({"rows": rows, "provenance": _provenance()})
+    return LatentSummary(str(out_dir), mode, len(units), len(pending), rows, time.monotonic() - t0)
+
+
+def _provenance() -> dict[str, Any]:
+    from zsl_scale.provenance import capture
+
+    return capture("cpu", full=False)
+
+
+def _plan(
+    model_path: str | Path, opts: LatentOptions, features: str | Path | None, class_embeddings: str | Path | None
+) -> tuple[Mode, list[dict[str, Any]], dict[str, Any]]:
+    if (features is None) == (class_embeddings is None):
+        raise ConfigError("pass exactly one of --features and --class-embeddings")
+    if opts.per_class is not None and opts.per_class < 1:
+        raise ConfigError(f"--per-class must be ≥ 1, got {opts.per_class}")
+    if opts.shard_rows < 1 or opts.encode_batch < 1:
+        raise ConfigError("--shard-rows and --encode-batch must be ≥ 1")
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise DataError(f"model checkpoint not found: {model_path}")
+    from zsl_scale.train import load_model
+
+    _, cfg = load_model(model_path)
+    header: dict[str, Any] = {
+        "model": {"file": model_path.name, "sha256": sha256_file(model_path)},
+        "latent_dim": cfg.latent_dim,
+        "reparam": cfg.reparam,
+        "seed": opts.seed,
+        "per_class": opts.per_class,
+        "classes_sha256": sha256_json(sorted(opts.classes)) if opts.classes is not None else None,
+        "encode_batch": opts.encode_batch,
+        "shard_rows": opts.shard_rows,
+    }
+    if features is not None:
+        manifest = read_feature_manifest(features)
+        paths = shard_paths(features, manifest)
+        _check_dim(cfg, "image", manifest["dim"], f"feature set {features}")
+        header["source"] = {"features": str(Path(features).resolve()), "settings_sha256": manifest["settings_sha256"],
+                            "shards_sha256": sha256_json([manifest["shards"][p.name]["sha256"] for p in paths])}
+        if opts.per_class is None:
+            if opts.classes is not None and "class_counts" in manifest:
+                _select(sorted(manifest["class_counts"]), opts.classes)  # unknown classes are an error
+            header["mode"] = "mu"
+            units = [{"kind": "mu", "path": str(p)} for p in paths]
+        else:
+            header["mode"] = "image_samples"
+            units = _image_sample_units(paths, opts)
+    else:
+        if opts.per_class is None:
+            raise ConfigError("--class-embeddings needs --per-class N (latents per class)")
+        from zsl_scale.streaming import load_class_table
+
+        table = load_class_table(class_embeddings)
+        _check_dim(cfg, "class", table.vectors.shape[1], f"class embeddings {class_embeddings}")
+        header["mode"] = "class_samples"
+        header["source"] = {"class_embeddings": str(Path(class_embeddings).resolve()),
+                            "sha256": sha256_file(class_embeddings)}
+        wnids = sorted(_select(table.wnids, opts.classes))
+        units = _class_sample_units(wnids, opts)
+    if not units:
+        raise DataError("nothing to encode: no rows / classes left after --classes")
+    return header["mode"], units, header
+
+
+def _check_dim(cfg: Any, modality: str, dim: int, what: str) -> None:
+    try:
+        expected = cfg.modality(modality).input_dim
+    except KeyError as exc:
+        raise DataError(f"the model has no {modality!r} modality") from exc
+    if expected != dim:
+        raise DataError(f"{what} is {dim}-d but the model's {modality!r} encoder expects {expected}-d")
+
+
+def _select(wnids: list[str], classes: tuple[str, ...] | None) -> list[str]:
+    if classes is None:
+        return list(wnids)
+    have = set(wnids)
+    missing = sorted(set(classes) - have)
+    if missing:
+        raise DataError(f"{len(missing)} requested classes have no data, e.g. {missing[0]}")
+    return [w for w in wnids if w in set(classes)]
+
+
+def _groups(wnids: list[str], per_class: int, shard_rows: int) -> list[list[str]]:
+    step = max(1, shard_rows // per_class)
+    return [wnids[i : i + step] for i in range(0, len(wnids), step)]
+
+
+def _class_sample_units(wnids: list[str], opts: LatentOptions) -> list[dict[str, Any]]:
+    n = int(opts.per_class or 0)
+    units = []
+    for group in _groups(wnids, n, opts.shard_rows):
+        items = [[w, wnid_stream(opts.seed, 1, w).standard_normal(n).tolist()] for w in group]
+        units.append({"kind": "class_samples", "items": items})
+    return units
+
+
+def _image_sample_units(paths: list[Path], opts: LatentOptions) -> list[dict[str, Any]]:
+    """Pick n rows per class (seeded) and their ε; a unit lists (file, row) for each of its samples."""
+    n = int(opts.per_class or 0)
+    rows_of: dict[str, list[tuple[int, int]]] = {}
+    for f, path in enumerate(paths):
+        for r, w in enumerate(pq.read_table(path, columns=["wnid"]).column("wnid").to_pylist()):
+            rows_of.setdefault(w, []).append((f, r))
+    units = []
+    for group in _groups(_select(sorted(rows_of), opts.classes), n, opts.shard_rows):
+        items = []
+        for w in group:
+            rng, rows = wnid_stream(opts.seed, 0, w), rows_of[w]
+            if len(rows) >= n:
+                picks = np.sort(rng.choice(len(rows), n, replace=False))
+            else:
+                picks = np.resize(np.arange(len(rows)), n)
+            eps = rng.standard_normal(n)
+            items.append([w, [list(rows[i]) for i in picks.tolist()], eps.tolist()])
+        units.append({"kind": "image_samples", "files": [str(p) for p in paths], "items": items})
+    return units
+
+
+class LatentActor:
+    """Ray Data actor: loads the CADA-VAE once; encodes one unit (= one output shard) per call."""
+
+    def __init__(self, model_path: str, class_embeddings: str | None, classes: list[str] | None,
+                 threads: int, device: str, encode_batch: int):
+        import torch
+
+        from zsl_scale.device import resolve_device
+        from zsl_scale.train import load_model
+
+        torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.model, _ = load_model(model_path, self.device)
+        self.encode_batch = encode_batch
+        self.classes = set(classes) if classes is not None else None
+        self.table = None
+        if class_embeddings is not None:
+            from zsl_scale.streaming import load_class_table
+
+            self.table = load_class_table(class_embeddings)
+
+    def _encode(self, name: str, x: np.ndarray, eps: np.ndarray | None) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), self.encode_batch):
+                xb = torch.from_numpy(np.ascontiguousarray(x[i : i + self.encode_batch], np.float32))
+                mu, logvar = self.model.encode(name, xb.to(self.device))
+                if eps is not None:
+                    e = torch.from_numpy(eps[i : i + self.encode_batch].astype(np.float32)).to(self.device)
+                    mu = mu + self.model.std(logvar) * e[:, None]
+                out.append(mu.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.cfg.latent_dim), np.float32)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        unit = json.loads(batch["unit"][0])
+        table = getattr(self, f"_{unit['kind']}")(unit)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return {"shard": batch["shard"], "arrow": np.array([sink.getvalue().to_pybytes()], dtype=object)}
+
+    def _mu(self, unit: dict[str, Any]) -> pa.Table:
+        t = pq.read_table(unit["path"], columns=["image_id", "wnid", "feature"])
+        if self.classes is not None:
+            keep = [w in self.classes for w in t.column("wnid").to_pylist()]
+            t = t.filter(pa.array(keep, pa.bool_()))
+        z = self._encode("image", vectors(t.column("feature")), None)
+        return _table(t.column("image_id"), t.column("image_id"), t.column("wnid"), z)
+
+    def _image_samples(self, unit: dict[str, Any]) -> pa.Table:
+        ids, wnids, eps = [], [], []
+        where = []  # (file, row) of every sample, in output order
+        for w, rows, e in unit["items"]:
+            ids += [f"{w}#{k:05d}" for k in range(len(rows))]
+            wnids += [w] * len(rows)
+            where += rows
+            eps += e
+        loc = np.asarray(where, dtype=np.int64).reshape(-1, 2)
+        src: list[Any] = [None] * len(loc)
+        feats: np.ndarray | None = None
+        for f in np.unique(loc[:, 0]).tolist():  # read each feature shard once
+            pos = np.flatnonzero(loc[:, 0] == f)
+            t = pq.read_table(unit["files"][f], columns=["image_id", "feature"]).take(pa.array(loc[pos, 1]))
+            x = vectors(t.column("feature"))
+            feats = np.zeros((len(loc), x.shape[1]), x.dtype) if feats is None else feats
+            feats[pos] = x
+            for p, image_id in zip(pos.tolist(), t.column("image_id").to_pylist(), strict=True):
+                src[p] = image_id
+        assert feats is not None
+        z = self._encode("image", feats, np.asarray(eps))
+        return _table(ids, src, wnids, z)
+
+    def _class_samples(self, unit: dict[str, Any]) -> pa.Table:
+        assert self.table is not None
+        index = {w: i for i, w in enumerate(self.table.wnids)}
+        ids, wnids, rows, eps = [], [], [], []
+        for w, e in unit["items"]:
+            ids += [f"{w}#{k:05d}" for k in range(len(e))]
+            wnids += [w] * len(e)
+            rows += [index[w]] * len(e)
+            eps += e
+        z = self._encode("class", self.table.vectors[rows], np.asarray(eps))
+        return _table(ids, wnids, wnids, z)
+
+
+def _table(ids: Any, src: Any, wnids: Any, z: np.ndarray) -> pa.Table:
+    return pa.table({
+        "image_id": pa.array(ids, pa.string()) if isinstance(ids, list) else ids.cast(pa.string()),
+        "source_id": pa.array(src, pa.string()) if isinstance(src, list) else src.cast(pa.string()),
+        "wnid": pa.array(wnids, pa.string()) if isinstance(wnids, list) else wnids.cast(pa.string()),
+        "latent": vector_array(z.astype(np.float32)),
+    })
+
+
+def _run(model_path: str | Path, class_embeddings: str | Path | None, opts: LatentOptions,
+         units: list[dict[str, Any]], pending: list[int], store: ShardStore) -> None:
+    import ray.data
+
+    init_ray(opts.address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.execution_options.preserve_order = False
+    res = ray.cluster_resources()
+    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
+    if opts.device == "cuda" and gpus == 0:
+        raise ConfigError("--device cuda requested but the Ray cluster has no GPU")
+    use_gpu = gpus > 0 and opts.device != "cpu"
+    workers = opts.workers or (int(gpus) if use_gpu else max(1, int(cpus // opts.threads_per_worker)))
+    workers = min(workers, len(pending))  # more actors than units would idle
+    rows = [{"shard": i, "unit": json.dumps(units[i])} for i in pending]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds = ds.map_batches(
+        LatentActor,
+        batch_size=1,
+        fn_constructor_kwargs={
+            "model_path": str(model_path), "class_embeddings": str(class_embeddings) if class_embeddings else None,
+            "classes": sorted(opts.classes) if opts.classes is not None else None,
+            "threads": opts.threads_per_worker, "device": "auto" if use_gpu else "cpu",
+            "encode_batch": opts.encode_batch,
+        },
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=1 if use_gpu else 0,
+        num_cpus=1.0 if use_gpu else min(float(opts.threads_per_worker), cpus / workers),
+    )
+    with ProgressReporter(len(pending), "latents", "shards", opts.progress_interval_s) as progress:
+        for row in ds.iter_rows():
+            table = pa.ipc.open_stream(pa.py_buffer(row["arrow"])).read_all()
+            store.write_shard(int(row["shard"]), table, {"classes": len(set(table.column("wnid").to_pylist()))})
+            progress.advance(1)
+
+
+def read_latent_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest of a latent folder (mode, model hash, source hashes, shard hashes)."""
+    return read_manifest(directory, KIND)
