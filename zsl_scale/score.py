@@ -207,12 +207,13 @@ def score_stream(scorer: Scorer, batches: Iterable[tuple[np.ndarray, np.ndarray]
 
 
 def iter_parquet_batches(paths: Sequence[str | Path], class_ids: Sequence[str], batch_rows: int = 65536,
-                         feature_column: str = "feature", label_column: str = "wnid",
+                         feature_column: str = "feature", label_column: str = "wnid", skip_outside: bool = False,
                          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream ``(float32 [n, D] features, label rows)`` from parquet shards (DESIGN §2 schema).
 
     Only ``batch_rows`` rows are in memory at a time; float16 features are widened here. A row whose
-    label is not in ``class_ids`` (the search space) is a :class:`DataError`.
+    label is not in ``class_ids`` (the search space) is a :class:`DataError`, or is dropped with
+    ``skip_outside`` (a split scores only its own images out of a shared test set).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -237,10 +238,16 @@ def iter_parquet_batches(paths: Sequence[str | Path], class_ids: Sequence[str], 
             if flat.size % n:
                 raise DataError(f"parquet shard {path}: feature vectors of unequal length")
             rows = pc.index_in(batch.column(1).cast(pa.string()), value_set=value_set)
-            if rows.null_count:
+            feats = flat.reshape(n, -1)
+            if rows.null_count and not skip_outside:
                 bad = batch.column(1).filter(pc.is_null(rows))[0]
                 raise DataError(f"image of class {bad} in {path} is outside the search space")
-            yield flat.reshape(n, -1).astype(np.float32, copy=False), rows.to_numpy().astype(np.int64)
+            if rows.null_count:
+                keep = pc.is_valid(rows).to_numpy(zero_copy_only=False)
+                feats, rows = feats[keep], rows.filter(pc.is_valid(rows))
+                if not len(rows):
+                    continue
+            yield feats.astype(np.float32, copy=False), rows.to_numpy().astype(np.int64)
 
 
 def gzsl_metrics(acc: Accumulator, table: ClassTable, seen: Iterable[str], unseen: Iterable[str],
