@@ -17,7 +17,8 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,7 +126,7 @@ def extract_features(source: str | Path, out_dir: str | Path, opts: ExtractOptio
     pending = store.pending()
     if pending:
         _run_pipeline(spec, opts, shards, pending, store)
-    manifest = store.finish(_summary(store, str(Path(source).expanduser().resolve()), opts))
+    manifest = store.finish(_summary(store, str(Path(source).expanduser().resolve())))
     _write_counts(Path(out_dir) / COUNTS_FILE, manifest["class_counts"])
     return ExtractSummary(
         out_dir=str(out_dir),
@@ -154,7 +155,7 @@ def _header(
     }
 
 
-def _summary(store: ShardStore, source: str, opts: ExtractOptions) -> dict[str, Any]:
+def _summary(store: ShardStore, source: str) -> dict[str, Any]:
     from zsl_scale.provenance import capture
 
     counts: Counter[str] = Counter()
@@ -389,7 +390,7 @@ def iter_feature_batches(
     directory: str | Path,
     columns: tuple[str, ...] = ("image_id", "wnid", "feature"),
     batch_rows: int = 65536,
-) -> Any:
+) -> Iterator[pa.RecordBatch]:
     """Stream ``pyarrow.RecordBatch``es of a complete feature folder in shard order (bounded memory)."""
     return iter_batches(directory, columns, batch_rows, kind=KIND)
 
@@ -397,8 +398,3 @@ def iter_feature_batches(
 def feature_matrix(batch: pa.RecordBatch | pa.Table, column: str = "feature") -> np.ndarray:
     """The ``[N, D]`` feature array of a batch (float16 or float32, as stored)."""
     return vectors(batch.column(column))
-
-
-def options_dict(opts: ExtractOptions) -> dict[str, Any]:
-    """JSON form of the options (for logs)."""
-    return asdict(opts)

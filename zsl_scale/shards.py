@@ -95,13 +95,17 @@ class ShardStore:
                     path.unlink()
         return self
 
-    def is_done(self, index: int) -> bool:
-        """True if shard ``index`` is in the manifest and the file on disk has the recorded sha256."""
+    def _present(self, index: int) -> bool:
+        """Listed in the manifest and on disk with the recorded size (cheap; no hashing)."""
         entry = self.manifest["shards"].get(shard_name(index))
         path = self.out_dir / shard_name(index)
-        if entry is None or not path.is_file() or path.stat().st_size != entry.get("bytes"):
+        return entry is not None and path.is_file() and path.stat().st_size == entry.get("bytes")
+
+    def is_done(self, index: int) -> bool:
+        """True if shard ``index`` is in the manifest and the file on disk has the recorded sha256."""
+        if not self._present(index):
             return False
-        return sha256_file(path) == entry["sha256"]
+        return sha256_file(self.out_dir / shard_name(index)) == self.manifest["shards"][shard_name(index)]["sha256"]
 
     def pending(self) -> list[int]:
         """Shards still to (re)compute."""
@@ -122,13 +126,13 @@ class ShardStore:
             "sha256": digest,
             **info,
         }
+        self.manifest["complete"] = False  # until finish(): a re-run may be repairing a damaged set
         self.save()
         return digest
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Mark the set complete once every shard is written; ``summary`` adds totals and provenance."""
-        done = self.manifest["shards"]
-        missing = [shard_name(i) for i in range(self.num_shards) if shard_name(i) not in done]
+        missing = [shard_name(i) for i in range(self.num_shards) if not self._present(i)]
         if missing:
             raise DataError(f"cannot finish {self.out_dir}: {len(missing)} shards missing, e.g. {missing[0]}")
         self.manifest.update(summary)
