@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from zsl_scale import hierarchy as H
+from zsl_scale import wordnet as W
 from zsl_scale.errors import DataError
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -117,7 +118,7 @@ def test_cached_graph_loads_without_nltk(graph_cache: Path, monkeypatch: pytest.
     def boom(*_: object) -> None:
         raise AssertionError("nltk must not be used when the graph is cached")
 
-    monkeypatch.setattr(H, "open_wordnet", boom)
+    monkeypatch.setattr(W, "open_wordnet", boom)
     hier = H.load_hierarchy()
     assert hier.name(TENCH) == "tench.n.01"
     assert list((graph_cache / "wordnet").glob("noun-graph-v*.npz"))
@@ -128,7 +129,7 @@ def test_dict_dir_is_staged_with_lexnames(graph_cache: Path, monkeypatch: pytest
     if src.kind != "dict":
         pytest.skip("WordNet comes from nltk data here, not a dict directory")
     staged = graph_cache / "nltk_data" / "corpora" / "wordnet"
-    assert (staged / "lexnames").read_bytes() == H.LEXNAMES_FILE.read_bytes() or (src.path / "lexnames").is_file()
+    assert (staged / "lexnames").read_bytes() == W.LEXNAMES_FILE.read_bytes() or (src.path / "lexnames").is_file()
     assert (staged / "data.noun").stat().st_size == (src.path / "data.noun").stat().st_size
 
 
@@ -137,8 +138,8 @@ def test_missing_wordnet_says_how_to_install(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(DataError, match="apt-get install wordnet-base wordnet-sense-index"):
         H.find_wordnet()
     monkeypatch.delenv("ZSL_SCALE_WORDNET")
-    monkeypatch.setattr(H, "DICT_DIRS", (str(tmp_path),))
-    monkeypatch.setattr(H, "nltk_search_path", lambda: [str(tmp_path)])
+    monkeypatch.setattr(W, "DICT_DIRS", (str(tmp_path),))
+    monkeypatch.setattr(W, "nltk_search_path", lambda: [str(tmp_path)])
     with pytest.raises(DataError, match=r"WordNet 3\.0 not found .*nltk.downloader wordnet"):
         H.load_hierarchy()
 

@@ -12,6 +12,7 @@ from zsl_scale import splits as S
 from zsl_scale.classes import imagenet_classes
 from zsl_scale.cli import main
 from zsl_scale.errors import DataError
+from zsl_scale.split_checks import compare_lists
 from zsl_scale.split_counts import select_by_count
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -147,7 +148,7 @@ def test_m_and_l_splits_from_a_table_with_ties(tmp_path: Path) -> None:
 
 
 def test_compare_numbers() -> None:
-    c = S.compare_lists(["n1", "n2", "n3"], ["n2", "n3", "n4", "n5"])
+    c = compare_lists(["n1", "n2", "n3"], ["n2", "n3", "n4", "n5"])
     assert (c.built, c.reference, c.overlap) == (3, 4, 2)
     assert (c.precision, c.recall, c.jaccard) == (pytest.approx(2 / 3), 0.5, 0.4)
     assert c.only_built == ["n1"] and c.only_reference == ["n4", "n5"]

@@ -2,16 +2,12 @@
 
 ImageNet classes are WordNet noun synsets (``n01440764`` = noun offset 1440764 = ``tench.n.01``), and
 the 2H/3H zero-shot splits are defined by distances in WordNet's is-a graph, so the splits stage needs
-the whole noun graph. nltk reads WordNet, but loading it takes 10-30 s; the graph is therefore
+the whole noun graph. nltk reads WordNet, but loading it takes 10-90 s; the graph is therefore
 extracted once and cached as a small ``.npz`` under :func:`zsl_scale.paths.cache_dir`, keyed by a
 fingerprint of the WordNet files, so later loads take well under a second and never touch nltk.
 
-WordNet is found (see :func:`find_wordnet`) in ``$ZSL_SCALE_WORDNET``, in nltk's own data
-directories (``python -m nltk.downloader wordnet``), or in a WordNet "dict" directory such as Debian's
-``/usr/share/wordnet``. nltk >= 3.10 only reads corpora under a directory on ``nltk.data.path`` and
-refuses symlinks that leave it, so a dict directory is copied once into
-``<cache>/nltk_data/corpora/wordnet`` (with the ``lexnames`` file Debian omits, shipped here as
-package data) and that ``nltk_data`` folder is prepended to ``nltk.data.path``.
+Finding WordNet (``$ZSL_SCALE_WORDNET``, nltk's data, Debian's ``/usr/share/wordnet``) and the
+extraction itself live in :mod:`zsl_scale.wordnet`; this module is the graph's query API.
 
 The graph has one edge per hypernym *and* instance-hypernym link (child -> parent), like nltk's own
 ``hypernym_paths``; edges carry their kind. Group of a class = its WordNet lexicographer file
@@ -24,161 +20,25 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import shutil
-import sys
-import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from zsl_scale import wordnet as _wn
 from zsl_scale.errors import DataError
-from zsl_scale.io import atomic_path, sha256_file
-from zsl_scale.paths import PACKAGE_DATA, cache_dir
-from zsl_scale.wordnet_graph import GRAPH_FORMAT, build_graph_arrays, unpack_strings
+from zsl_scale.io import atomic_path
+from zsl_scale.paths import cache_dir
+from zsl_scale.wordnet import GRAPH_FORMAT, WordNetSource, find_wordnet, unpack_strings
 
-WORDNET_ENV = "ZSL_SCALE_WORDNET"
-DICT_DIRS: tuple[str, ...] = (
-    "/usr/share/wordnet",
-    "/usr/local/share/wordnet",
-    "/usr/local/WordNet-3.0/dict",
-    "/opt/homebrew/share/wordnet",
-)
-INSTALL_HINT = (
-    "install WordNet 3.0: `apt-get install wordnet-base wordnet-sense-index` (Debian/Ubuntu, files in "
-    "/usr/share/wordnet), or `python -m nltk.downloader wordnet`, or set ZSL_SCALE_WORDNET to a "
-    "WordNet dict directory"
-)
-LEXNAMES_FILE = PACKAGE_DATA / "wordnet" / "lexnames"
-STAGED_MARKER = ".zsl-scale-staged"
+__all__ = ["DIRECTIONS", "GRAPHS", "Hierarchy", "WordNetSource", "find_wordnet", "load_hierarchy", "offset_of",
+           "wnid_of"]
 
 Direction = Literal["undirected", "tree", "directed"]
 GraphKind = Literal["wordnet", "imagenet", "imagenet-edges"]
 DIRECTIONS: tuple[str, ...] = ("undirected", "tree", "directed")
 GRAPHS: tuple[str, ...] = ("wordnet", "imagenet", "imagenet-edges")
-
-
-@dataclass(frozen=True)
-class WordNetSource:
-    """Where WordNet was found.
-
-    Attributes:
-        kind: ``"nltk"`` (an nltk corpus directory or zip) or ``"dict"`` (a plain WordNet dict dir).
-        path: The corpus directory / zip file, or the dict directory.
-    """
-
-    kind: Literal["nltk", "dict"]
-    path: Path
-
-    def fingerprint(self) -> str:
-        """Short hash of the noun data file: the cache key of the extracted graph."""
-        target = self.path if self.path.is_file() else self.path / "data.noun"
-        return sha256_file(target)[:16]
-
-
-def _is_dict_dir(path: Path) -> bool:
-    return (path / "data.noun").is_file() and (path / "index.noun").is_file()
-
-
-def find_wordnet(explicit: str | os.PathLike[str] | None = None) -> WordNetSource:
-    """Locate WordNet 3.0: ``explicit`` or ``$ZSL_SCALE_WORDNET``, then nltk's data path, then dict dirs.
-
-    An explicit location is used as given (no silent fallback), so that a typo is reported rather than
-    another WordNet being used behind the user's back.
-
-    Raises:
-        DataError: nothing found; the message says how to install WordNet.
-    """
-    given = explicit if explicit is not None else os.environ.get(WORDNET_ENV)
-    if given:
-        path = Path(given).expanduser()
-        for cand in (path, path / "dict", path / "corpora" / "wordnet"):
-            if _is_dict_dir(cand):
-                return WordNetSource("dict", cand.resolve())
-        raise DataError(f"no WordNet dict (data.noun, index.noun) in {path}; {INSTALL_HINT}")
-    nltk_src = _find_nltk_wordnet()
-    if nltk_src is not None:
-        return nltk_src
-    for d in DICT_DIRS:
-        if _is_dict_dir(Path(d)):
-            return WordNetSource("dict", Path(d))
-    raise DataError(f"WordNet 3.0 not found (nltk data path, {', '.join(DICT_DIRS)}); {INSTALL_HINT}")
-
-
-def nltk_search_path() -> list[str]:
-    """nltk's data search path, without importing nltk when it is not loaded yet.
-
-    ``import nltk`` alone takes 1-3 s, more than loading the cached graph; so unless nltk is already
-    imported (then its possibly user-modified ``nltk.data.path`` is used), this mirrors nltk's default
-    list (``$NLTK_DATA``, ``~/nltk_data``, ``<prefix>/{,share/,lib/}nltk_data``, system folders).
-    """
-    if "nltk.data" in sys.modules:
-        return list(sys.modules["nltk.data"].path)
-    path = [os.path.expanduser(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
-    path.append(os.path.expanduser("~/nltk_data"))
-    path += [os.path.join(sys.prefix, *sub, "nltk_data") for sub in ((), ("share",), ("lib",))]
-    path += ["/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data", "/usr/local/lib/nltk_data"]
-    if os.name == "nt":
-        path += [os.path.join(os.environ.get("APPDATA", "C:\\"), "nltk_data"), "C:\\nltk_data"]
-    return path
-
-
-def _find_nltk_wordnet() -> WordNetSource | None:
-    for entry in nltk_search_path():
-        if (Path(entry) / STAGED_MARKER).is_file():
-            continue  # our own copy of a dict dir is not "nltk's data"
-        for name in ("corpora/wordnet", "corpora/wordnet.zip"):
-            path = Path(entry) / name
-            if (path.is_dir() and _is_dict_dir(path)) or path.is_file():
-                return WordNetSource("nltk", path)
-    return None
-
-
-def open_wordnet(source: WordNetSource) -> Any:
-    """An nltk ``WordNetCorpusReader`` on ``source`` (10-30 s: only used when the cache is cold)."""
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    if source.kind == "dict":
-        root = _stage_dict_dir(source.path)
-        pointer: Any = nltk.data.FileSystemPathPointer(str(root))
-    elif source.path.is_file():
-        pointer = nltk.data.ZipFilePathPointer(str(source.path), "wordnet/")
-    else:
-        pointer = nltk.data.FileSystemPathPointer(str(source.path))
-    try:
-        with warnings.catch_warnings():  # "multilingual functions are not available": we need none
-            warnings.simplefilter("ignore", UserWarning)
-            return WordNetCorpusReader(pointer, None)
-    except (OSError, ValueError, LookupError) as exc:
-        raise DataError(f"cannot read WordNet at {source.path}: {exc}; {INSTALL_HINT}") from exc
-
-
-def _stage_dict_dir(dict_dir: Path) -> Path:
-    """Copy a dict dir under ``<cache>/nltk_data/corpora/wordnet`` (once) and put it on nltk's path."""
-    import nltk
-
-    data_root = cache_dir() / "nltk_data"
-    dest = data_root / "corpora" / "wordnet"
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in sorted(dict_dir.iterdir()):
-        if src.is_file() and not src.name.startswith("."):
-            _copy_if_changed(src, dest / src.name)
-    if not (dict_dir / "lexnames").is_file():
-        _copy_if_changed(LEXNAMES_FILE, dest / "lexnames")
-    (data_root / STAGED_MARKER).write_text(f"copy of {dict_dir} made by zsl-scale\n")
-    if str(data_root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(data_root))
-    return dest
-
-
-def _copy_if_changed(src: Path, dest: Path) -> None:
-    if dest.is_file() and dest.stat().st_size == src.stat().st_size:
-        return
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
 
 
 def wnid_of(offset: int) -> str:
@@ -197,7 +57,7 @@ class Hierarchy:
     """The WordNet noun is-a graph over wnids, loaded from the cached arrays.
 
     Args:
-        arrays: The arrays written by :func:`zsl_scale.hierarchy_build.build_graph_arrays`.
+        arrays: The arrays written by :func:`zsl_scale.wordnet.build_graph_arrays`.
         source: Where WordNet was found (kept for lazy nltk access and provenance).
     """
 
@@ -373,7 +233,7 @@ class Hierarchy:
         """The nltk ``Synset`` (opens the WordNet reader on first use, 10-30 s)."""
         off = offset_of(wnid)
         if self._reader is None:
-            self._reader = open_wordnet(self.source or find_wordnet())
+            self._reader = _wn.open_wordnet(self.source or _wn.find_wordnet())
         return self._reader.synset_from_pos_and_offset("n", off)
 
     @staticmethod
@@ -427,7 +287,7 @@ def load_hierarchy(wordnet: str | os.PathLike[str] | None = None, refresh: bool 
     Raises:
         DataError: WordNet not found or unreadable (the message says how to install it).
     """
-    source = find_wordnet(wordnet)
+    source = _wn.find_wordnet(wordnet)
     path = graph_cache_path(source)
     key = (str(path), str(source.path))
     if not refresh and key in _LOADED:
@@ -440,7 +300,7 @@ def load_hierarchy(wordnet: str | os.PathLike[str] | None = None, refresh: bool 
         except (OSError, ValueError, KeyError):
             arrays = None  # a damaged cache is rebuilt, never trusted
     if arrays is None:
-        arrays = build_graph_arrays(open_wordnet(source), source.kind)
+        arrays = _wn.build_graph_arrays(_wn.open_wordnet(source), source.kind)
         with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
     hier = Hierarchy(arrays, source)

@@ -53,7 +53,8 @@ def show(
 ) -> None:
     """Print split sizes and a sample of classes with their lemmas and WordNet groups."""
     from zsl_scale.classes import first_lemma
-    from zsl_scale.splits import built_split_names, load_manifest, load_split
+    from zsl_scale.split_checks import built_split_names
+    from zsl_scale.splits import load_manifest, load_split
 
     names = list(split) if split else built_split_names(root)
     if not names:
@@ -78,7 +79,8 @@ def validate(
 ) -> None:
     """Rebuild splits in memory from their manifests and check files and hashes byte for byte."""
     from zsl_scale.hierarchy import load_hierarchy
-    from zsl_scale.splits import HOP_SPLITS, built_split_names, validate_splits
+    from zsl_scale.split_checks import built_split_names, validate_splits
+    from zsl_scale.splits import HOP_SPLITS
 
     names = list(split) if split else built_split_names(root)
     hier = load_hierarchy(wordnet) if any(n in HOP_SPLITS for n in names) else None
@@ -101,7 +103,8 @@ def compare(
 ) -> None:
     """Overlap, precision, recall and Jaccard of a built split against a wnid list (e.g. a published one)."""
     from zsl_scale.classes import first_lemma, read_wnid_list
-    from zsl_scale.splits import compare_lists, load_split
+    from zsl_scale.split_checks import compare_lists
+    from zsl_scale.splits import load_split
 
     c = compare_lists(load_split(split, root), read_wnid_list(reference))
     table = Table("built", "reference", "overlap", "precision", "recall", "jaccard")
@@ -118,7 +121,7 @@ def compare(
 def hops(wordnet: Path = typer.Option(None, "--wordnet", help="WordNet dict/nltk directory")) -> None:
     """Print 2H/3H sizes under every hop definition (the evidence for the default)."""
     from zsl_scale.hierarchy import load_hierarchy
-    from zsl_scale.splits import hop_size_table
+    from zsl_scale.split_checks import hop_size_table
 
     table = Table("graph", "direction", "count", "2H", "3H")
     for row in hop_size_table(load_hierarchy(wordnet)):
