@@ -245,7 +245,7 @@ def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
     ft = pq.read_table(d / "features.parquet")
     feature_col = ft.column("feature").combine_chunks()
     dim = feature_col.type.list_size
-    feats = feature_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    feats = feature_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).copy()  # writable
     ct = pq.read_table(d / "classes.parquet").sort_by("label")
     emb_col = ct.column("embedding").combine_chunks()
     emb = emb_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, emb_col.type.list_size)

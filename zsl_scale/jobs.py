@@ -77,8 +77,13 @@ class StageContext:
         return self.spec.config
 
     def path(self, value: str | Path) -> Path:
-        """Resolve a path from the config: ``@stage/rel`` = a file of an earlier stage, else job-relative."""
+        """Resolve a config path: ``@stage/rel`` (an earlier stage's folder), ``shared:rel`` (the shared
+        data folder, :func:`zsl_scale.paths.shared_data_dir`), absolute, or relative to the job file."""
         text = str(value)
+        if text.startswith("shared:"):
+            from zsl_scale.paths import shared_data_dir
+
+            return shared_data_dir() / text.removeprefix("shared:")
         if text.startswith("@"):
             name, _, rel = text[1:].partition("/")
             if name not in self.upstream:

@@ -1,0 +1,274 @@
+"""The small-benchmark protocol: GZSL, ZSL and GFSL with epochs chosen on validation, never on test.
+
+Two phases, identical except for their data:
+
+* **validation** — the VAE trains on the ``train`` classes; the classifier is scored after every epoch
+  on held-out seen-validation images and on the ``val`` (unseen-validation) classes, and the epoch count
+  with the best validation H (ZSL: unseen accuracy) is kept. The ``clean`` protocol first drops the rows
+  that xlsa17's ``train``/``val`` share with ``test_seen``, and holds out ``seen_val_fraction`` of each
+  training class as seen-validation; ``xlsa17`` uses ``val`` as given (its rows overlap test_seen).
+* **test** — the VAE retrains on ``trainval`` with the same settings and the classifier trains for exactly
+  the chosen epochs; S, U (per-class mean top-1 over the seen ∪ unseen label space) and H are computed
+  once on ``test_seen`` / ``test_unseen``.
+
+Min-max feature scaling is fit on each phase's training images only. GFSL moves ``k`` images per unseen
+class from the evaluation images into training: after the VAE is trained, their noisy encodings add
+``fewshot_samples`` latents per unseen class to the classifier's training set (the authors' recipe).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from zsl_scale.classifier import encode, fit_linear_softmax, predict, sample_per_class
+from zsl_scale.config import RunConfig
+from zsl_scale.datasets import Benchmark
+from zsl_scale.errors import DataError
+from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
+from zsl_scale.model import CadaVae, paper_config
+from zsl_scale.train import train_vae
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (phase label, epochs done, total epochs)
+
+
+@dataclass
+class Phase:
+    """The rows and classes of one phase (0-based rows of the benchmark, class indices)."""
+
+    name: str
+    train_rows: np.ndarray
+    seen_classes: np.ndarray
+    unseen_classes: np.ndarray
+    eval_seen_rows: np.ndarray
+    eval_unseen_rows: np.ndarray
+    shot_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: int) -> Phase:
+    """Build the validation or test phase of ``bench`` (see module docstring)."""
+    rng = np.random.default_rng(seed)
+    labels = bench.labels
+    if name == "test":
+        train = bench.splits["trainval"]
+        eval_seen, eval_unseen = bench.splits["test_seen"], bench.splits["test_unseen"]
+    elif name == "val":
+        train, eval_unseen = bench.splits["train"], bench.splits["val"]
+        if cfg.eval.validation == "clean":
+            test_rows = np.concatenate([bench.splits["test_seen"], bench.splits["test_unseen"]])
+            train = np.setdiff1d(train, test_rows)
+            eval_unseen = np.setdiff1d(eval_unseen, test_rows)
+        train, eval_seen = _holdout(train, labels, cfg.eval.seen_val_fraction, rng)
+    else:
+        raise ValueError(f"unknown phase {name!r}")
+    seen = np.unique(labels[train])
+    unseen = np.unique(labels[eval_unseen])
+    if np.intersect1d(seen, unseen).size:
+        raise DataError(f"{bench.name}: {name} phase has classes that are both seen and unseen")
+    shot_rows = np.zeros(0, dtype=np.int64)
+    if shots > 0:
+        shot_rows = _pick_shots(eval_unseen, labels, shots, rng)
+        eval_unseen = np.setdiff1d(eval_unseen, shot_rows)
+    return Phase(name, np.sort(train), seen, unseen, np.sort(eval_seen), np.sort(eval_unseen), shot_rows)
+
+
+def _holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator):
+    keep, held = [], []
+    for c in np.unique(labels[rows]):
+        r = rng.permutation(rows[labels[rows] == c])
+        k = round(len(r) * fraction) if len(r) > 1 else 0
+        held.append(r[:k])
+        keep.append(r[k:])
+    return np.concatenate(keep), np.concatenate(held)
+
+
+def _pick_shots(rows: np.ndarray, labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    picked = []
+    for c in np.unique(labels[rows]):
+        r = rows[labels[rows] == c]
+        if len(r) <= shots:
+            raise DataError(f"class {c} has {len(r)} evaluation images; cannot move {shots} shots into training")
+        picked.append(np.sort(rng.choice(r, size=shots, replace=False)))
+    return np.concatenate(picked)
+
+
+@dataclass
+class MinMaxScaler:
+    """x' = (x − min) / (max − min), per dimension, with statistics from training rows only."""
+
+    lo: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> MinMaxScaler:
+        lo, hi = x.min(dim=0).values, x.max(dim=0).values
+        span = hi - lo
+        return cls(lo, torch.where(span > 0, span, torch.ones_like(span)))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.lo) / self.scale
+
+
+@dataclass
+class PhaseOutcome:
+    """What a phase produced: metrics (fractions, not percent) and, for validation, the epoch curves."""
+
+    gzsl: dict[str, float]
+    zsl: float
+    per_class: dict[str, float]
+    curves: dict[str, list[float]]
+    vae_history: list[dict[str, float]]
+    seconds: float
+
+
+def run_phase(
+    bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+    gzsl_epochs: int | None = None, zsl_epochs: int | None = None, log: Log = print,
+    progress: Progress | None = None,
+) -> PhaseOutcome:
+    """Train the VAE on the phase's training images, then the GZSL and ZSL classifiers on latents.
+
+    With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` is scored and
+    the curves are returned; otherwise the classifiers train for exactly that many epochs and are
+    scored once.
+    """
+    t0 = time.perf_counter()
+    feats = torch.as_tensor(bench.features, dtype=torch.float32)
+    labels = torch.as_tensor(bench.labels, dtype=torch.long)
+    emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
+    scaler = MinMaxScaler.fit(feats[phase.train_rows])
+
+    def rows(r: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(r, dtype=torch.long)
+        return scaler(feats[idx]).to(device), labels[idx].to(device)
+
+    x_tr, y_tr = rows(phase.train_rows)
+    torch.manual_seed(seed)
+    model = CadaVae(paper_config(feats.shape[1], emb.shape[1], **_model_kwargs(cfg))).to(device)
+
+    def on_vae_epoch(epoch: int, row: dict[str, float]) -> None:
+        if progress is not None:
+            progress(phase.name, epoch + 1, cfg.train.epochs)
+        if epoch % 10 == 9 or epoch == cfg.train.epochs - 1:
+            log(f"[{phase.name}] VAE epoch {epoch + 1}/{cfg.train.epochs}  loss {row['loss']:.1f}  "
+                f"recon {row['recon']:.1f}  cross {row['cross']:.1f}  DA {row['distance']:.2f}")
+
+    history = train_vae(model, x_tr, y_tr, emb, cfg.train, seed=seed, on_epoch=on_vae_epoch)
+
+    gen = torch.Generator().manual_seed(seed + 1)
+    ccfg = cfg.classifier
+    seen_t = torch.as_tensor(phase.seen_classes, device=device)
+    unseen_t = torch.as_tensor(phase.unseen_classes, device=device)
+    # Seen latents: noisy encodings of (resampled) training images.
+    xs, ys = sample_per_class(x_tr, y_tr, ccfg.seen_samples, gen)
+    z_seen = encode(model, "image", xs, noise=True, generator=gen)
+    # Unseen latents: noisy encodings of copies of each unseen class embedding.
+    yu = unseen_t.repeat_interleave(ccfg.unseen_samples)
+    z_unseen = encode(model, "class", emb[yu], noise=True, generator=gen)
+    if len(phase.shot_rows):
+        x_shot, y_shot = rows(phase.shot_rows)
+        xs2, ys2 = sample_per_class(x_shot, y_shot, ccfg.fewshot_samples, gen)
+        z_unseen = torch.cat([z_unseen, encode(model, "image", xs2, noise=True, generator=gen)])
+        yu = torch.cat([yu, ys2])
+
+    x_es, y_es = rows(phase.eval_seen_rows)
+    x_eu, y_eu = rows(phase.eval_unseen_rows)
+    mu_es, mu_eu = encode(model, "image", x_es, noise=False), encode(model, "image", x_eu, noise=False)
+
+    # GZSL: one label space over seen ∪ unseen, as contiguous indices.
+    space = torch.cat([seen_t, unseen_t]).sort().values
+    to_local = {int(c): i for i, c in enumerate(space.tolist())}
+
+    def local(y: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor([to_local[int(c)] for c in y.tolist()], device=device)
+
+    z_train = torch.cat([z_seen, z_unseen])
+    y_train = local(torch.cat([ys, yu]))
+    y_es_l, y_eu_l = local(y_es).cpu().numpy(), local(y_eu).cpu().numpy()
+    curves: dict[str, list[float]] = {"S": [], "U": [], "H": [], "zsl": []}
+
+    def score_gzsl(layer: torch.nn.Module) -> dict[str, float]:
+        s = mean_per_class_accuracy(y_es_l, predict(layer, mu_es).cpu().numpy())
+        u = mean_per_class_accuracy(y_eu_l, predict(layer, mu_eu).cpu().numpy())
+        return {"S": s, "U": u, "H": harmonic_mean(s, u)}
+
+    def track(epoch: int, layer: torch.nn.Module) -> None:
+        for k, v in score_gzsl(layer).items():
+            curves[k].append(v)
+
+    validating = gzsl_epochs is None
+    layer = fit_linear_softmax(z_train, y_train, len(space), ccfg, gzsl_epochs or ccfg.max_epochs,
+                               seed=seed + 2, on_epoch=track if validating else None)
+    gzsl = score_gzsl(layer)
+    pred_s, pred_u = predict(layer, mu_es).cpu().numpy(), predict(layer, mu_eu).cpu().numpy()
+    per_class = {bench.class_names[int(space[c])]: a for c, a in
+                 {**per_class_accuracy(y_es_l, pred_s), **per_class_accuracy(y_eu_l, pred_u)}.items()}
+
+    # ZSL: unseen classes only, trained on the unseen latents alone.
+    u_local = {int(c): i for i, c in enumerate(unseen_t.tolist())}
+    yu_z = torch.as_tensor([u_local[int(c)] for c in yu.tolist()], device=device)
+    y_eu_z = np.asarray([u_local[int(c)] for c in y_eu.tolist()])
+
+    def track_zsl(epoch: int, zl: torch.nn.Module) -> None:
+        curves["zsl"].append(mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy()))
+
+    zl = fit_linear_softmax(z_unseen, yu_z, len(unseen_t), ccfg, zsl_epochs or ccfg.max_epochs,
+                            seed=seed + 3, on_epoch=track_zsl if validating else None)
+    zsl = mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy())
+    return PhaseOutcome(gzsl, zsl, per_class, curves, history, time.perf_counter() - t0)
+
+
+def _model_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    return {"imagenet": cfg.model.imagenet, "reparam": cfg.model.reparam, "init_gain": cfg.model.init_gain}
+
+
+def best_epoch(curve: list[float]) -> int:
+    """1-based epoch of the first maximum of a validation curve."""
+    return int(np.argmax(np.asarray(curve))) + 1
+
+
+@dataclass
+class SettingResult:
+    """One evaluated setting (GZSL+ZSL for 0 shots, GFSL-k otherwise), metrics in percent."""
+
+    setting: str
+    shots: int
+    metrics: dict[str, Any]
+    selection: dict[str, Any]
+    vae_history: list[dict[str, float]]
+    seconds: float
+
+
+def evaluate_setting(bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+                     log: Log = print, progress: Progress | None = None) -> SettingResult:
+    """Validation phase → chosen epochs → test phase, for one shot count."""
+    seed = cfg.seed
+    setting = "gzsl" if shots == 0 else f"gfsl-{shots}"
+    fixed = cfg.classifier.epochs
+    selection: dict[str, Any] = {"protocol": cfg.eval.validation}
+    if fixed is None:
+        log(f"[{setting}] validation phase: choosing classifier epochs on the validation split")
+        val = run_phase(bench, make_phase(bench, "val", cfg, shots, seed), cfg, device, seed, log=log,
+                        progress=progress)
+        g_ep, z_ep = best_epoch(val.curves["H"]), best_epoch(val.curves["zsl"])
+        selection.update({"gzsl_epochs": g_ep, "zsl_epochs": z_ep, "val_curves": val.curves,
+                          "val_H": val.curves["H"][g_ep - 1], "val_zsl": val.curves["zsl"][z_ep - 1],
+                          "val_seconds": val.seconds})
+        log(f"[{setting}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
+            f"(val H {100 * selection['val_H']:.1f}, val ZSL {100 * selection['val_zsl']:.1f})")
+    else:
+        g_ep = z_ep = fixed
+        selection.update({"gzsl_epochs": fixed, "zsl_epochs": fixed, "note": "epochs fixed by config"})
+    log(f"[{setting}] test phase: retraining on trainval")
+    test = run_phase(bench, make_phase(bench, "test", cfg, shots, seed), cfg, device, seed,
+                     gzsl_epochs=g_ep, zsl_epochs=z_ep, log=log, progress=progress)
+    metrics = {"S": 100 * test.gzsl["S"], "U": 100 * test.gzsl["U"], "H": 100 * test.gzsl["H"],
+               "zsl": 100 * test.zsl, "per_class": {k: 100 * v for k, v in test.per_class.items()}}
+    return SettingResult(setting, shots, metrics, selection, test.vae_history,
+                         test.seconds + selection.get("val_seconds", 0.0))
