@@ -210,3 +210,9 @@ def test_no_wordnet_writes_nothing(
 def test_split_not_built(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="split 3H is not built"):
         S.load_split("3H", tmp_path)
+
+
+def test_count_split_without_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["splits", "build", "--root", str(tmp_path), "-s", "All", "-s", "M500"]) == 2
+    assert "split M500 needs a per-class image count table" in capsys.readouterr().err
+    assert files_under(tmp_path) == []  # All was computed but not written: all-or-nothing

@@ -122,9 +122,13 @@ class SplitBuild:
 
 
 def default_splits_root() -> Path:
-    """Splits root: ``$ZSL_SCALE_SPLITS`` or ``<checkout>/splits`` (where the built splits are committed)."""
+    """Splits root: ``$ZSL_SCALE_SPLITS``, else ``<checkout>/splits`` in a source checkout (where the
+    built splits are committed), else ``./splits`` (an installed package has no checkout)."""
     env = os.environ.get("ZSL_SCALE_SPLITS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "splits"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout / "splits" if (checkout / "pyproject.toml").is_file() else Path.cwd() / "splits"
 
 
 def check_split_name(name: str) -> str:

@@ -12,7 +12,7 @@ from zsl_scale.errors import DataError
 
 splits_app = typer.Typer(help="ImageNet-21K zero-shot splits (2H, 3H, M*/L*, All) from WordNet.", no_args_is_help=True)
 
-_ROOT_HELP = "Splits root (default: $ZSL_SCALE_SPLITS or <checkout>/splits)"
+_ROOT_HELP = "Splits root (default: $ZSL_SCALE_SPLITS, else <checkout>/splits, else ./splits)"
 _COUNTS_HELP = "Per-class image counts (wnid,count as CSV/TSV or parquet), needed for M*/L* splits"
 
 
@@ -51,7 +51,7 @@ def show(
     root: Path = typer.Option(None, "--root", help=_ROOT_HELP),
     sample: int = typer.Option(5, help="Classes to list per split"),
 ) -> None:
-    """Print split sizes and a sample of classes with their lemmas and WordNet groups."""
+    """Print split sizes, definitions and a sample of classes with their lemmas."""
     from zsl_scale.classes import first_lemma
     from zsl_scale.split_checks import built_split_names
     from zsl_scale.splits import load_manifest, load_split
