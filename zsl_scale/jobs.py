@@ -235,7 +235,7 @@ def run_job(job: JobSpec, job_dir: Path, workdir: str | Path | None = None, forc
         out_dir = root / spec.name
         h = stage_hash(spec, hashes)
         action, reason = _decide(out_dir, h, spec.name in force or rerun_downstream)
-        if rerun_downstream and spec.name not in force:
+        if rerun_downstream and spec.name not in force and action == "rerun":
             reason = "an upstream stage re-ran"
         plan = StagePlan(spec.name, spec.kind, h, action, reason)
         outcome.plans.append(plan)
