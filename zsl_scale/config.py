@@ -26,6 +26,8 @@ class Ramp(BaseModel):
     the authors' code's formula.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     start: int = Field(ge=0)
     end: int = Field(gt=0)
     factor: float = Field(ge=0)
@@ -48,6 +50,8 @@ class TrainConfig(BaseModel):
     alignment): 0 → 8.13 over epochs 6-22. ``variant`` switches the alignment terms off: ``ca`` has no
     DA term, ``da`` no CA term, ``vae`` neither.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     variant: Variant = "cada"
     epochs: int = Field(default=100, gt=0)

@@ -1,0 +1,99 @@
+"""The protocol: phases never touch test rows, determinism, and a real training run on Flowers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zsl_scale.config import load_config
+from zsl_scale.datasets import PACKAGED, Benchmark, load_bundle
+from zsl_scale.evaluate import MinMaxScaler, evaluate_setting, make_phase
+from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy
+
+
+def separable_benchmark(n_classes: int = 6, per_class: int = 12, seed: int = 0) -> Benchmark:
+    """Classes whose features and embeddings share a random class code — learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    codes = rng.normal(size=(n_classes, 8))
+    labels = np.repeat(np.arange(n_classes), per_class)
+    feats = codes[labels] @ rng.normal(size=(8, 20)) + 0.1 * rng.normal(size=(len(labels), 20))
+    emb = codes @ rng.normal(size=(8, 10))
+    rows = np.arange(len(labels))
+    seen = labels < n_classes - 2
+    half = rows % 2 == 0
+    return Benchmark(
+        name="separable", features=feats.astype(np.float32), labels=labels,
+        class_names=[f"c{i}" for i in range(n_classes)], class_embeddings=emb.astype(np.float32),
+        splits={"train": rows[labels < n_classes - 3], "val": rows[labels == n_classes - 3],
+                "trainval": rows[seen & half], "test_seen": rows[seen & ~half], "test_unseen": rows[~seen]},
+        image_ids=[str(i) for i in rows],
+    )
+
+
+def test_phases_keep_test_rows_out_of_validation(flo_dir) -> None:
+    bench = load_bundle(PACKAGED["flo"])
+    cfg = load_config()
+    val = make_phase(bench, "val", cfg, shots=0, seed=0)
+    test_rows = np.concatenate([bench.splits["test_seen"], bench.splits["test_unseen"]])
+    for rows in (val.train_rows, val.eval_seen_rows, val.eval_unseen_rows):
+        assert not np.intersect1d(rows, test_rows).size
+    assert not np.intersect1d(val.train_rows, val.eval_seen_rows).size
+    assert len(val.seen_classes) == 62 and len(val.unseen_classes) == 20
+    # ~20% of each seen class is held out as seen-validation.
+    assert 0.18 < len(val.eval_seen_rows) / (len(val.train_rows) + len(val.eval_seen_rows)) < 0.22
+    test = make_phase(bench, "test", cfg, shots=5, seed=0)
+    assert len(test.shot_rows) == 5 * 20
+    assert not np.intersect1d(test.shot_rows, test.eval_unseen_rows).size
+    assert len(test.eval_unseen_rows) == 1155 - 100
+
+
+def test_minmax_scaler_uses_training_statistics_only() -> None:
+    train = torch.tensor([[0.0, 10.0], [2.0, 10.0]])
+    scaler = MinMaxScaler.fit(train)
+    torch.testing.assert_close(scaler(torch.tensor([[1.0, 10.0], [4.0, 12.0]])),
+                               torch.tensor([[0.5, 0.0], [2.0, 2.0]]))  # constant dim: span 1, no clipping
+
+
+def test_same_seed_same_h_on_cpu() -> None:
+    bench = separable_benchmark()
+    cfg = load_config(overrides=["train.epochs=3", "train.batch_size=8", "classifier.max_epochs=3",
+                                 "classifier.seen_samples=20", "classifier.unseen_samples=40", "seed=5"])
+    runs = [evaluate_setting(bench, cfg, 0, torch.device("cpu"), log=lambda m: None) for _ in range(2)]
+    assert runs[0].metrics == runs[1].metrics
+    assert runs[0].selection["gzsl_epochs"] == runs[1].selection["gzsl_epochs"]
+    other = evaluate_setting(bench, cfg.model_copy(update={"seed": 6}), 0, torch.device("cpu"), log=lambda m: None)
+    assert other.metrics["per_class"] != runs[0].metrics["per_class"]
+
+
+def linear_map_baseline(bench: Benchmark) -> dict[str, float]:
+    """An honest baseline: ridge map class embedding → mean feature, nearest prototype (cosine) over all classes."""
+    tr = bench.splits["trainval"]
+    scaler = MinMaxScaler.fit(torch.as_tensor(bench.features[tr], dtype=torch.float32))
+    x = scaler(torch.as_tensor(bench.features, dtype=torch.float32)).numpy().astype(np.float64)
+    seen = bench.classes_of("trainval")
+    means = np.stack([x[tr][bench.labels[tr] == c].mean(0) for c in seen])
+    a = bench.class_embeddings[seen].astype(np.float64)
+    w = np.linalg.solve(a.T @ a + 1.0 * np.eye(a.shape[1]), a.T @ means)
+    protos = bench.class_embeddings.astype(np.float64) @ w
+    space = np.union1d(seen, bench.classes_of("test_unseen"))
+    p = protos[space] / np.linalg.norm(protos[space], axis=1, keepdims=True)
+
+    def acc(rows: np.ndarray) -> float:
+        q = x[rows] / np.linalg.norm(x[rows], axis=1, keepdims=True)
+        return mean_per_class_accuracy(bench.labels[rows], space[(q @ p.T).argmax(1)])
+
+    s, u = acc(bench.splits["test_seen"]), acc(bench.splits["test_unseen"])
+    return {"S": 100 * s, "U": 100 * u, "H": 100 * harmonic_mean(s, u)}
+
+
+@pytest.mark.slow
+def test_short_real_training_on_flowers_beats_linear_baseline(flo_dir) -> None:
+    bench = load_bundle(PACKAGED["flo"])
+    cfg = load_config(overrides=["classifier.max_epochs=10"])
+    cfg.train = cfg.train.shortened(12)
+    torch.set_num_threads(2)
+    ours = evaluate_setting(bench, cfg, 0, torch.device("cpu"), log=lambda m: None)
+    base = linear_map_baseline(bench)
+    assert ours.metrics["U"] > 10 and ours.metrics["S"] > 10
+    assert ours.metrics["H"] > base["H"] + 5, (ours.metrics, base)
