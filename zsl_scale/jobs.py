@@ -193,7 +193,7 @@ def _decide(out_dir: Path, h: str, force: bool) -> tuple[str, str]:
     rec_path = out_dir / RECORD
     if force:
         fresh = not out_dir.exists() or not any(out_dir.iterdir())
-        return ("run" if fresh else "rerun"), "forced"
+        return ("run", "never ran") if fresh else ("rerun", "forced")
     if rec_path.exists():
         rec = _read_json(rec_path)
         if rec.get("hash") != h:
