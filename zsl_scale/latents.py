@@ -195,23 +195,36 @@ def _class_sample_units(wnids: list[str], opts: LatentOptions) -> list[dict[str,
 def _image_sample_units(paths: list[Path], opts: LatentOptions) -> list[dict[str, Any]]:
     """Pick n rows per class (seeded) and their ε; a unit lists (file, row) for each of its samples."""
     n = int(opts.per_class or 0)
-    rows_of: dict[str, list[tuple[int, int]]] = {}
-    for f, path in enumerate(paths):
-        for r, w in enumerate(pq.read_table(path, columns=["wnid"]).column("wnid").to_pylist()):
-            rows_of.setdefault(w, []).append((f, r))
+    parts = _class_rows(paths)
     units = []
-    for group in _groups(_select(sorted(rows_of), opts.classes), n, opts.shard_rows):
+    for group in _groups(_select(sorted(parts), opts.classes), n, opts.shard_rows):
         items = []
         for w in group:
-            rng, rows = wnid_stream(opts.seed, 0, w), rows_of[w]
+            rng, rows = wnid_stream(opts.seed, 0, w), np.concatenate(parts[w])
             if len(rows) >= n:
                 picks = np.sort(rng.choice(len(rows), n, replace=False))
             else:
                 picks = np.resize(np.arange(len(rows)), n)
             eps = rng.standard_normal(n)
-            items.append([w, [list(rows[i]) for i in picks.tolist()], eps.tolist()])
+            items.append([w, rows[picks].tolist(), eps.tolist()])
         units.append({"kind": "image_samples", "files": [str(p) for p in paths], "items": items})
     return units
+
+
+def _class_rows(paths: list[Path]) -> dict[str, list[np.ndarray]]:
+    """Per class, ``[k, 2]`` arrays of (feature shard, row) — from the wnid columns only (cheap)."""
+    import pyarrow.compute as pc
+
+    parts: dict[str, list[np.ndarray]] = {}
+    for f, path in enumerate(paths):
+        enc = pc.dictionary_encode(pq.read_table(path, columns=["wnid"]).column("wnid").combine_chunks())
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.cumsum(np.bincount(codes, minlength=len(enc.dictionary)))
+        for k, w in enumerate(enc.dictionary.to_pylist()):
+            rows = order[(bounds[k - 1] if k else 0) : bounds[k]]
+            parts.setdefault(w, []).append(np.stack([np.full(len(rows), f), rows], axis=1))
+    return parts
 
 
 class LatentActor:
