@@ -117,6 +117,9 @@ class EvalConfig(BaseModel):
     shots: list[int] = Field(default_factory=lambda: [0])
     seen_val_fraction: float = Field(default=0.2, gt=0, lt=1)
     validation: Literal["clean", "xlsa17"] = "clean"
+    # Reuse classifier epochs chosen on validation by an earlier run (its results folder), e.g. seed 0's
+    # for seeds 1-4: hyper-parameters are chosen once on validation, then applied to every seed.
+    selection_from: str | None = None
 
 
 class RunConfig(BaseModel):

@@ -116,41 +116,50 @@ class MinMaxScaler:
 
 
 @dataclass
+class TrainedPhase:
+    """A VAE trained on one phase's training images, with the phase's scaled data on the device."""
+
+    model: CadaVae
+    scaler: MinMaxScaler
+    history: list[dict[str, float]]
+    seconds: float
+
+
+@dataclass
 class PhaseOutcome:
-    """What a phase produced: metrics (fractions, not percent) and, for validation, the epoch curves."""
+    """What a classifier run produced: metrics (fractions, not percent) and, in validation, epoch curves."""
 
     gzsl: dict[str, float]
     zsl: float
     per_class: dict[str, float]
     curves: dict[str, list[float]]
-    vae_history: list[dict[str, float]]
     seconds: float
 
 
-def run_phase(
-    bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
-    gzsl_epochs: int | None = None, zsl_epochs: int | None = None, log: Log = print,
-    progress: Progress | None = None,
-) -> PhaseOutcome:
-    """Train the VAE on the phase's training images, then the GZSL and ZSL classifiers on latents.
+class _Data:
+    """Benchmark tensors, scaled with a phase's training statistics and moved to the device on demand."""
 
-    With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` is scored and
-    the curves are returned; otherwise the classifiers train for exactly that many epochs and are
-    scored once.
-    """
-    t0 = time.perf_counter()
-    feats = torch.as_tensor(bench.features, dtype=torch.float32)
-    labels = torch.as_tensor(bench.labels, dtype=torch.long)
-    emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
-    scaler = MinMaxScaler.fit(feats[phase.train_rows])
+    def __init__(self, bench: Benchmark, scaler: MinMaxScaler | None, device: torch.device) -> None:
+        self.feats = torch.as_tensor(bench.features, dtype=torch.float32)
+        self.labels = torch.as_tensor(bench.labels, dtype=torch.long)
+        self.emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
+        self.scaler, self.device = scaler, device
 
-    def rows(r: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(self, r: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(r, dtype=torch.long)
-        return scaler(feats[idx]).to(device), labels[idx].to(device)
+        assert self.scaler is not None
+        return self.scaler(self.feats[idx]).to(self.device), self.labels[idx].to(self.device)
 
-    x_tr, y_tr = rows(phase.train_rows)
+
+def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+                log: Log = print, progress: Progress | None = None) -> TrainedPhase:
+    """Fit the min-max scaler and train the VAE on the phase's training images only."""
+    t0 = time.perf_counter()
+    data = _Data(bench, None, device)
+    data.scaler = MinMaxScaler.fit(data.feats[torch.as_tensor(phase.train_rows)])
+    x_tr, y_tr = data.rows(phase.train_rows)
     torch.manual_seed(seed)
-    model = CadaVae(paper_config(feats.shape[1], emb.shape[1], **_model_kwargs(cfg))).to(device)
+    model = CadaVae(paper_config(x_tr.shape[1], data.emb.shape[1], **_model_kwargs(cfg))).to(device)
 
     def on_vae_epoch(epoch: int, row: dict[str, float]) -> None:
         if progress is not None:
@@ -159,8 +168,23 @@ def run_phase(
             log(f"[{phase.name}] VAE epoch {epoch + 1}/{cfg.train.epochs}  loss {row['loss']:.1f}  "
                 f"recon {row['recon']:.1f}  cross {row['cross']:.1f}  DA {row['distance']:.2f}")
 
-    history = train_vae(model, x_tr, y_tr, emb, cfg.train, seed=seed, on_epoch=on_vae_epoch)
+    history = train_vae(model, x_tr, y_tr, data.emb, cfg.train, seed=seed, on_epoch=on_vae_epoch)
+    return TrainedPhase(model, data.scaler, history, time.perf_counter() - t0)
 
+
+def classify_phase(
+    bench: Benchmark, trained: TrainedPhase, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+    gzsl_epochs: int | None = None, zsl_epochs: int | None = None,
+) -> PhaseOutcome:
+    """Sample latents, train the GZSL and ZSL classifiers and score them on the phase's evaluation images.
+
+    With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` is scored and
+    the curves are returned; otherwise the classifiers train for exactly that many epochs and are
+    scored once.
+    """
+    t0 = time.perf_counter()
+    model, data = trained.model, _Data(bench, trained.scaler, device)
+    x_tr, y_tr = data.rows(phase.train_rows)
     gen = torch.Generator().manual_seed(seed + 1)
     ccfg = cfg.classifier
     seen_t = torch.as_tensor(phase.seen_classes, device=device)
@@ -170,27 +194,23 @@ def run_phase(
     z_seen = encode(model, "image", xs, noise=True, generator=gen)
     # Unseen latents: noisy encodings of copies of each unseen class embedding.
     yu = unseen_t.repeat_interleave(ccfg.unseen_samples)
-    z_unseen = encode(model, "class", emb[yu], noise=True, generator=gen)
-    if len(phase.shot_rows):
-        x_shot, y_shot = rows(phase.shot_rows)
+    z_unseen = encode(model, "class", data.emb[yu], noise=True, generator=gen)
+    if len(phase.shot_rows):  # GFSL: the few shots' encodings join the unseen latents
+        x_shot, y_shot = data.rows(phase.shot_rows)
         xs2, ys2 = sample_per_class(x_shot, y_shot, ccfg.fewshot_samples, gen)
         z_unseen = torch.cat([z_unseen, encode(model, "image", xs2, noise=True, generator=gen)])
         yu = torch.cat([yu, ys2])
 
-    x_es, y_es = rows(phase.eval_seen_rows)
-    x_eu, y_eu = rows(phase.eval_unseen_rows)
+    x_es, y_es = data.rows(phase.eval_seen_rows)
+    x_eu, y_eu = data.rows(phase.eval_unseen_rows)
     mu_es, mu_eu = encode(model, "image", x_es, noise=False), encode(model, "image", x_eu, noise=False)
 
     # GZSL: one label space over seen ∪ unseen, as contiguous indices.
     space = torch.cat([seen_t, unseen_t]).sort().values
-    to_local = {int(c): i for i, c in enumerate(space.tolist())}
-
-    def local(y: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor([to_local[int(c)] for c in y.tolist()], device=device)
-
-    z_train = torch.cat([z_seen, z_unseen])
-    y_train = local(torch.cat([ys, yu]))
-    y_es_l, y_eu_l = local(y_es).cpu().numpy(), local(y_eu).cpu().numpy()
+    lookup = torch.full((bench.n_classes,), -1, dtype=torch.long, device=device)
+    lookup[space] = torch.arange(len(space), device=device)
+    y_train = lookup[torch.cat([ys, yu])]
+    y_es_l, y_eu_l = lookup[y_es].cpu().numpy(), lookup[y_eu].cpu().numpy()
     curves: dict[str, list[float]] = {"S": [], "U": [], "H": [], "zsl": []}
 
     def score_gzsl(layer: torch.nn.Module) -> dict[str, float]:
@@ -203,25 +223,25 @@ def run_phase(
             curves[k].append(v)
 
     validating = gzsl_epochs is None
-    layer = fit_linear_softmax(z_train, y_train, len(space), ccfg, gzsl_epochs or ccfg.max_epochs,
-                               seed=seed + 2, on_epoch=track if validating else None)
+    layer = fit_linear_softmax(torch.cat([z_seen, z_unseen]), y_train, len(space), ccfg,
+                               gzsl_epochs or ccfg.max_epochs, seed=seed + 2, on_epoch=track if validating else None)
     gzsl = score_gzsl(layer)
     pred_s, pred_u = predict(layer, mu_es).cpu().numpy(), predict(layer, mu_eu).cpu().numpy()
     per_class = {bench.class_names[int(space[c])]: a for c, a in
                  {**per_class_accuracy(y_es_l, pred_s), **per_class_accuracy(y_eu_l, pred_u)}.items()}
 
     # ZSL: unseen classes only, trained on the unseen latents alone.
-    u_local = {int(c): i for i, c in enumerate(unseen_t.tolist())}
-    yu_z = torch.as_tensor([u_local[int(c)] for c in yu.tolist()], device=device)
-    y_eu_z = np.asarray([u_local[int(c)] for c in y_eu.tolist()])
+    u_lookup = torch.full((bench.n_classes,), -1, dtype=torch.long, device=device)
+    u_lookup[unseen_t] = torch.arange(len(unseen_t), device=device)
+    y_eu_z = u_lookup[y_eu].cpu().numpy()
 
     def track_zsl(epoch: int, zl: torch.nn.Module) -> None:
         curves["zsl"].append(mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy()))
 
-    zl = fit_linear_softmax(z_unseen, yu_z, len(unseen_t), ccfg, zsl_epochs or ccfg.max_epochs,
+    zl = fit_linear_softmax(z_unseen, u_lookup[yu], len(unseen_t), ccfg, zsl_epochs or ccfg.max_epochs,
                             seed=seed + 3, on_epoch=track_zsl if validating else None)
     zsl = mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy())
-    return PhaseOutcome(gzsl, zsl, per_class, curves, history, time.perf_counter() - t0)
+    return PhaseOutcome(gzsl, zsl, per_class, curves, time.perf_counter() - t0)
 
 
 def _model_kwargs(cfg: RunConfig) -> dict[str, Any]:
@@ -231,6 +251,10 @@ def _model_kwargs(cfg: RunConfig) -> dict[str, Any]:
 def best_epoch(curve: list[float]) -> int:
     """1-based epoch of the first maximum of a validation curve."""
     return int(np.argmax(np.asarray(curve))) + 1
+
+
+def setting_name(shots: int) -> str:
+    return "gzsl" if shots == 0 else f"gfsl-{shots}"
 
 
 @dataclass
@@ -245,30 +269,53 @@ class SettingResult:
     seconds: float
 
 
+Selector = Callable[[str], dict[str, Any] | None]
+
+
+def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
+                      progress: Progress | None = None, selector: Selector | None = None) -> list[SettingResult]:
+    """Validation phase → chosen epochs → test phase, for every shot count in ``cfg.eval.shots``.
+
+    The VAE never sees unseen-class images (GFSL shots join only the classifier's training set), so one
+    VAE per phase serves every shot count. Epochs come, in order of precedence, from ``cfg.classifier.epochs``
+    (fixed), from ``selector(setting)`` (a previous validation, e.g. another seed's), or from this run's
+    validation phase.
+    """
+    seed, shots_list = cfg.seed, list(dict.fromkeys(cfg.eval.shots))
+    selections: dict[int, dict[str, Any]] = {}
+    for k in shots_list:
+        if cfg.classifier.epochs is not None:
+            selections[k] = {"gzsl_epochs": cfg.classifier.epochs, "zsl_epochs": cfg.classifier.epochs,
+                             "source": "fixed by config"}
+        elif selector is not None and (prev := selector(setting_name(k))) is not None:
+            selections[k] = prev
+    todo = [k for k in shots_list if k not in selections]
+    if todo:
+        log(f"validation phase: choosing classifier epochs for {[setting_name(k) for k in todo]}")
+        trained = train_phase(bench, make_phase(bench, "val", cfg, 0, seed), cfg, device, seed, log, progress)
+        for k in todo:
+            val = classify_phase(bench, trained, make_phase(bench, "val", cfg, k, seed), cfg, device, seed)
+            g_ep, z_ep = best_epoch(val.curves["H"]), best_epoch(val.curves["zsl"])
+            selections[k] = {"gzsl_epochs": g_ep, "zsl_epochs": z_ep, "source": "validation", "val_curves": val.curves,
+                             "val_H": val.curves["H"][g_ep - 1], "val_zsl": val.curves["zsl"][z_ep - 1],
+                             "val_seconds": round(trained.seconds + val.seconds, 1)}
+            log(f"[{setting_name(k)}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
+                f"(val H {100 * selections[k]['val_H']:.1f}, val ZSL {100 * selections[k]['val_zsl']:.1f})")
+    log("test phase: retraining the VAE on trainval")
+    trained = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress)
+    out = []
+    for k in shots_list:
+        sel = {"protocol": cfg.eval.validation, **selections[k]}
+        test = classify_phase(bench, trained, make_phase(bench, "test", cfg, k, seed), cfg, device, seed,
+                              gzsl_epochs=sel["gzsl_epochs"], zsl_epochs=sel["zsl_epochs"])
+        metrics = {"S": 100 * test.gzsl["S"], "U": 100 * test.gzsl["U"], "H": 100 * test.gzsl["H"],
+                   "zsl": 100 * test.zsl, "per_class": {c: 100 * v for c, v in test.per_class.items()}}
+        out.append(SettingResult(setting_name(k), k, metrics, sel, trained.history, trained.seconds + test.seconds))
+    return out
+
+
 def evaluate_setting(bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
                      log: Log = print, progress: Progress | None = None) -> SettingResult:
-    """Validation phase → chosen epochs → test phase, for one shot count."""
-    seed = cfg.seed
-    setting = "gzsl" if shots == 0 else f"gfsl-{shots}"
-    fixed = cfg.classifier.epochs
-    selection: dict[str, Any] = {"protocol": cfg.eval.validation}
-    if fixed is None:
-        log(f"[{setting}] validation phase: choosing classifier epochs on the validation split")
-        val = run_phase(bench, make_phase(bench, "val", cfg, shots, seed), cfg, device, seed, log=log,
-                        progress=progress)
-        g_ep, z_ep = best_epoch(val.curves["H"]), best_epoch(val.curves["zsl"])
-        selection.update({"gzsl_epochs": g_ep, "zsl_epochs": z_ep, "val_curves": val.curves,
-                          "val_H": val.curves["H"][g_ep - 1], "val_zsl": val.curves["zsl"][z_ep - 1],
-                          "val_seconds": val.seconds})
-        log(f"[{setting}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
-            f"(val H {100 * selection['val_H']:.1f}, val ZSL {100 * selection['val_zsl']:.1f})")
-    else:
-        g_ep = z_ep = fixed
-        selection.update({"gzsl_epochs": fixed, "zsl_epochs": fixed, "note": "epochs fixed by config"})
-    log(f"[{setting}] test phase: retraining on trainval")
-    test = run_phase(bench, make_phase(bench, "test", cfg, shots, seed), cfg, device, seed,
-                     gzsl_epochs=g_ep, zsl_epochs=z_ep, log=log, progress=progress)
-    metrics = {"S": 100 * test.gzsl["S"], "U": 100 * test.gzsl["U"], "H": 100 * test.gzsl["H"],
-               "zsl": 100 * test.zsl, "per_class": {k: 100 * v for k, v in test.per_class.items()}}
-    return SettingResult(setting, shots, metrics, selection, test.vae_history,
-                         test.seconds + selection.get("val_seconds", 0.0))
+    """:func:`evaluate_settings` for a single shot count."""
+    one = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"shots": [shots]})})
+    return evaluate_settings(bench, one, device, log=log, progress=progress)[0]

@@ -21,10 +21,11 @@ from pathlib import Path
 from zsl_scale.config import RunConfig, dump_config
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.device import resolve_device
-from zsl_scale.evaluate import Progress, SettingResult, evaluate_setting
+from zsl_scale.errors import DataError
+from zsl_scale.evaluate import Progress, Selector, SettingResult, evaluate_settings
 from zsl_scale.io import atomic_write_text, sha256_json
 from zsl_scale.provenance import capture
-from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
 
 METHOD_NAMES = {"cada": "CADA-VAE", "ca": "CA-VAE", "da": "DA-VAE", "vae": "VAE"}
 Log = Callable[[str], None]
@@ -41,8 +42,8 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
         f"device {device}")
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     records: list[ResultRecord] = []
-    for shots in cfg.eval.shots:
-        res = evaluate_setting(bench, cfg, shots, device, log=log, progress=progress)
+    selector = _selector(cfg, bench.name) if cfg.eval.selection_from else None
+    for res in evaluate_settings(bench, cfg, device, log=log, progress=progress, selector=selector):
         record = _record(cfg, bench, res, device)
         path = write_result(record, out / "results")
         atomic_write_text(out / f"vae_history_{res.setting}.csv", _history_csv(res.vae_history))
@@ -51,6 +52,23 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
         records.append(record)
     atomic_write_text(out / "report.md", render_report(cfg, records))
     return records
+
+
+def _selector(cfg: RunConfig, dataset: str) -> Selector:
+    """Classifier epochs chosen on validation by an earlier run of the same method and protocol."""
+    folder = Path(cfg.eval.selection_from or "")
+    folder = folder / "results" if (folder / "results").is_dir() else folder
+    if not folder.is_dir():
+        raise DataError(f"eval.selection_from: no results folder at {folder}")
+    found: dict[str, dict] = {}
+    for path in sorted(folder.glob("*.json")):
+        rec = read_result(path)
+        sel = rec.extra.get("selection", {})
+        same = (rec.dataset, rec.method) == (dataset, METHOD_NAMES[cfg.train.variant])
+        if same and sel.get("source") == "validation":
+            found[rec.setting] = {"gzsl_epochs": sel["gzsl_epochs"], "zsl_epochs": sel["zsl_epochs"],
+                                  "source": f"validation of {path}", "val_H": sel.get("val_H")}
+    return found.get
 
 
 def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> ResultRecord:
