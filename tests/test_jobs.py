@@ -152,3 +152,27 @@ def test_cli_run(tmp_path: Path, capsys) -> None:
     assert "job t: 0 stage(s) up to date, 3 ran" in res.output
     res = CliRunner().invoke(app, ["run", str(tmp_path / "job.yaml")])
     assert "3 stage(s) up to date, 0 ran" in res.output
+
+
+@pytest.mark.slow
+def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session, tmp_path: Path,
+                                         monkeypatch) -> None:
+    """The whole ImageNet path on the 1,000 real sample images (real WordNet, real embeddings): CI runs it."""
+    import json
+
+    from zsl_scale.results import read_result
+
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real stages, not this module's fakes
+    root = Path(__file__).resolve().parents[1]
+    job = load_job(root / "jobs" / "imagenet-samples.yaml")
+    out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
+    assert [p.action for p in out.plans] == ["run"] * 7
+    rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
+    classes = json.loads((tmp_path / "run/splits/classes.json").read_text())
+    assert len(classes["heldout"]) == 100 and len(classes["train"]) == 900
+    assert rec.extra["images"] == 1000 and rec.extra["search_space"] == 1000 + len(classes["splits"]["2H"])
+    assert rec.metrics.S is not None and rec.metrics.U is not None and rec.metrics.H is not None
+    assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
+    assert (tmp_path / "run/leaderboard/board/index.html").exists()
+    again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
+    assert [p.action for p in again.plans] == ["skip"] * 7

@@ -42,7 +42,7 @@ def read_classes(ctx: StageContext) -> dict[str, Any]:
     return json.loads((Path(rec["out_dir"]) / "classes.json").read_text())
 
 
-@register_stage("splits")
+@register_stage("splits", builtin=True)
 def run_splits(ctx: StageContext) -> list[Path]:
     """Build the ImageNet-21K splits named in ``splits`` and the seen / held-out class lists."""
     from zsl_scale.classes import imagenet_classes, read_wnid_list
@@ -69,7 +69,7 @@ def run_splits(ctx: StageContext) -> list[Path]:
     return [ctx.out_dir / "classes.json"]
 
 
-@register_stage("features")
+@register_stage("features", builtin=True)
 def run_features(ctx: StageContext) -> list[Path]:
     """Extract backbone features of ``source`` (image tree, tar or list) into ``shards/``."""
     from dataclasses import fields
@@ -85,7 +85,7 @@ def run_features(ctx: StageContext) -> list[Path]:
     return [ctx.out_dir / "shards" / "manifest.json"]
 
 
-@register_stage("embeddings")
+@register_stage("embeddings", builtin=True)
 def run_embeddings(ctx: StageContext) -> list[Path]:
     """Embed every class of the label space (seen ∪ splits) and record each class's WordNet group."""
     import pyarrow as pa
@@ -134,7 +134,7 @@ def _arrow_strings(values: list[str]):
     return pa.array(values, pa.string())
 
 
-@register_stage("train")
+@register_stage("train", builtin=True)
 def run_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
     from zsl_scale.dist_config import DistJobConfig
@@ -167,7 +167,7 @@ def run_train(ctx: StageContext) -> list[Path]:
     return [ctx.out_dir / "vae.pt"]
 
 
-@register_stage("latents")
+@register_stage("latents", builtin=True)
 def run_latents(ctx: StageContext) -> list[Path]:
     """μ latents of the test features, and the final softmax over train ∪ unseen classes."""
     import torch
@@ -206,7 +206,7 @@ def run_latents(ctx: StageContext) -> list[Path]:
     return [ctx.out_dir / "test" / "manifest.json", ctx.out_dir / "classifier.pt"]
 
 
-@register_stage("score")
+@register_stage("score", builtin=True)
 def run_score(ctx: StageContext) -> list[Path]:
     """Score the test latents over each split's GZSL search space; one results JSON per split."""
     from zsl_scale.score_stage import score_job_splits
@@ -214,7 +214,7 @@ def run_score(ctx: StageContext) -> list[Path]:
     return score_job_splits(ctx)
 
 
-@register_stage("leaderboard")
+@register_stage("leaderboard", builtin=True)
 def run_leaderboard(ctx: StageContext) -> list[Path]:
     """Leaderboard over this job's results (plus any extra ``results`` folders)."""
     from zsl_scale.report import build_leaderboard

@@ -102,14 +102,18 @@ class StageContext:
 
 
 StageRunner = Callable[[StageContext], list[Path] | None]
-_REGISTRY: dict[str, StageRunner] = {}
+_REGISTRY: dict[str, StageRunner] = {}  # plug-ins (and tests): looked up first
+_BUILTIN: dict[str, StageRunner] = {}  # zsl_scale.job_stages
 
 
-def register_stage(kind: str) -> Callable[[StageRunner], StageRunner]:
-    """Decorator: make ``fn(ctx) -> [output paths]`` the runner of stage ``kind``."""
+def register_stage(kind: str, builtin: bool = False) -> Callable[[StageRunner], StageRunner]:
+    """Decorator: make ``fn(ctx) -> [output paths]`` the runner of stage ``kind``.
+
+    A plug-in registration overrides the built-in runner of the same kind.
+    """
 
     def deco(fn: StageRunner) -> StageRunner:
-        _REGISTRY[kind] = fn
+        (_BUILTIN if builtin else _REGISTRY)[kind] = fn
         return fn
 
     return deco
@@ -117,13 +121,14 @@ def register_stage(kind: str) -> Callable[[StageRunner], StageRunner]:
 
 def stage_runner(kind: str) -> StageRunner:
     """The runner of ``kind``; unknown kinds get a "did you mean" hint."""
-    if not _REGISTRY:
-        import zsl_scale.job_stages  # noqa: F401 - registers the built-in stages
-    if kind not in _REGISTRY:
-        close = difflib.get_close_matches(kind, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(_REGISTRY))}"
+    import zsl_scale.job_stages  # noqa: F401 - registers the built-in stages (once)
+
+    known = {**_BUILTIN, **_REGISTRY}
+    if kind not in known:
+        close = difflib.get_close_matches(kind, list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
         raise ConfigError(f"unknown stage kind {kind!r}{hint}")
-    return _REGISTRY[kind]
+    return known[kind]
 
 
 def load_job(path: str | Path) -> JobSpec:
