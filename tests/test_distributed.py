@@ -185,3 +185,50 @@ def test_cli_bad_input_is_one_error_line(data, tmp_path, capsys):
     code, err = _cli([*base, "--features", str(feats), "--embeddings", str(emb), "--set", "scale.streams=3",
                       "--workers", "2"], capsys)
     assert code == 2 and "must be a multiple" in err
+
+
+@pytest.mark.slow
+def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_path, ray_session, capsys):
+    """Real pipeline on a subset of the real sample images: EfficientNet-Lite0 features → MiniLM sentence
+    embeddings of "lemmas: gloss" → the paper's ImageNet VAE (latent 128, two hidden layers) → the
+    classifier over seen ∪ unseen classes. The full 1,000-image run is the same commands (docs/distributed.md).
+    """
+    pytest.importorskip("sentence_transformers")
+    os_env = pytest.MonkeyPatch()
+    os_env.setenv("HF_HUB_OFFLINE", "1")
+    import pyarrow as pa
+
+    from zsl_scale.embeddings import embed_classes, load_class_embeddings, resolve_text_model
+    from zsl_scale.features import ExtractOptions, extract_features
+    from zsl_scale.io import atomic_write_parquet
+    from zsl_scale.shards import vector_array
+
+    dirs = sorted(p for p in imagenet_samples_dir.iterdir() if p.is_dir())
+    seen, unseen = dirs[:128], [p.name for p in dirs[128:160]]
+    (tmp_path / "images.tsv").write_text("".join(f"{next(iter(sorted(d.iterdir())))}\t{d.name}\n" for d in seen))
+    extract_features(tmp_path / "images.tsv", tmp_path / "features",
+                     ExtractOptions(shard_size=64, input_kind="list", device="cpu", workers=1))
+    wnids = [d.name for d in seen] + unseen
+    model = resolve_text_model("default")
+    embed_classes(wnids, model, cache_root=tmp_path / "cache", progress=False, device="cpu")
+    vectors = load_class_embeddings(wnids, model.model_id, tmp_path / "cache")
+    atomic_write_parquet(tmp_path / "emb.parquet", pa.table({"wnid": wnids, "embedding": vector_array(vectors)}))
+    (tmp_path / "unseen.txt").write_text("\n".join(unseen) + "\n")
+
+    args = ["dist", "train", "-c", "jobs/imagenet-128d.yaml", "--features", str(tmp_path / "features"),
+            "--embeddings", str(tmp_path / "emb.parquet"), "--runner", "local", "--workers", "1", "--epochs", "2",
+            "--storage", str(tmp_path / "runs"), "--set", "train.batch_size=32", "--set", "scale.streams=1"]
+    main(args)  # a user error would exit 2 with its message
+    run = tmp_path / "runs" / "imagenet-128d"
+    vae, trained, state = load_final_model(run)
+    assert vae.cfg.latent_dim == 128 and vae.cfg.modality("image").encoder_hidden == [1560, 1560]
+    assert vae.cfg.modality("image").decoder_hidden == [1160, 1660]
+    assert vae.cfg.modality("class").decoder_hidden == [460, 660]
+    assert vae.cfg.modality("image").input_dim == 1280 and vae.cfg.modality("class").input_dim == 384
+    assert len(trained) == 128 and len(state["history"]) == 2 and np.isfinite(state["history"][-1]["loss"])
+    main(["dist", "classifier", "--run", str(run), "--features", str(tmp_path / "features"), "--embeddings",
+          str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu"])
+    assert "classifier over 160 classes (128 seen, 32 unseen)" in capsys.readouterr().out
+    saved = torch.load(run / "classifier.pt", weights_only=False)
+    assert saved["wnids"] == wnids and saved["state_dict"]["weight"].shape == (160, 128)
+    os_env.undo()
