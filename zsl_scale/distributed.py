@@ -307,6 +307,8 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
         result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
         raise _user_error(exc) from exc
+    if result.checkpoint is None:  # nothing left to train and nothing reported: the run was already complete
+        raise DataError(f"run {run_dir} reported no checkpoint; is it already complete? (raise --epochs to extend)")
     with result.checkpoint.as_directory() as d:
         history = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["history"]
     summary = _summary(job, history, result.checkpoint.path)
