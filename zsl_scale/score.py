@@ -153,6 +153,8 @@ class Scorer:
 def check_queries(queries: np.ndarray, dim: int) -> np.ndarray:
     """Queries as contiguous float32 ``[n, dim]``; a dimension mismatch or NaN is a :class:`DataError`."""
     q = np.ascontiguousarray(queries, dtype=np.float32)
+    if not q.flags.writeable:  # zero-copy arrow buffers are read-only; torch.from_numpy wants writable
+        q = q.copy()
     if q.ndim != 2 or q.shape[1] != dim:
         raise DataError(f"query vectors have shape {tuple(q.shape)} but the classifier expects dimension {dim}")
     if not np.isfinite(q).all():
