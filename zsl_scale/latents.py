@@ -93,7 +93,8 @@ def generate_latents(
     if pending:
         _run(model_path, class_embeddings, opts, units, pending, store)
     rows = sum(s["rows"] for s in store.manifest["shards"].values())
-    store.finish({"rows": rows, "provenance": _provenance()})
+    source = Path(features if features is not None else class_embeddings).resolve()  # type: ignore[arg-type]
+    store.finish({"rows": rows, "source_path": str(source), "provenance": _provenance()})
     return LatentSummary(str(out_dir), mode, len(units), len(pending), rows, time.monotonic() - t0)
 
 
@@ -132,7 +133,7 @@ def _plan(
         manifest = read_feature_manifest(features)
         paths = shard_paths(features, manifest)
         _check_dim(cfg, "image", manifest["dim"], f"feature set {features}")
-        header["source"] = {"features": str(Path(features).resolve()), "settings_sha256": manifest["settings_sha256"],
+        header["source"] = {"kind": "features", "settings_sha256": manifest["settings_sha256"],
                             "shards_sha256": sha256_json([manifest["shards"][p.name]["sha256"] for p in paths])}
         if opts.per_class is None:
             if opts.classes is not None and "class_counts" in manifest:
@@ -150,8 +151,7 @@ def _plan(
         table = load_class_table(class_embeddings)
         _check_dim(cfg, "class", table.vectors.shape[1], f"class embeddings {class_embeddings}")
         header["mode"] = "class_samples"
-        header["source"] = {"class_embeddings": str(Path(class_embeddings).resolve()),
-                            "sha256": sha256_file(class_embeddings)}
+        header["source"] = {"kind": "class_embeddings", "sha256": sha256_file(class_embeddings)}
         wnids = sorted(_select(table.wnids, opts.classes))
         units = _class_sample_units(wnids, opts)
     if not units:
