@@ -12,7 +12,8 @@ from zsl_scale.results import ResultRecord
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-_OURS, _PUB = "#1f77b4", "#bbbbbb"
+_PUB = "#bbbbbb"
+_PUB_SHADES = ("#9a9a9a", "#c8c8c8", "#e4e4e4", "#7a7a7a")
 
 
 def _plt():
@@ -85,18 +86,22 @@ def suh_per_benchmark(agg: Sequence[dict]) -> Figure | None:
     by_ds: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_ds[r["dataset"]].append(r)
+    by_ds = {ds: rs for ds, rs in by_ds.items() if any(r["source"] == "ours" for r in rs)}  # ours vs published
     if not by_ds:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(by_ds), figsize=(4.2 * len(by_ds), 3.6), squeeze=False)
     for ax, (ds, rs) in zip(axes[0], sorted(by_ds.items()), strict=True):
         width = 0.8 / len(rs)
+        n_pub = 0
         for i, r in enumerate(rs):
             pub = r["source"] != "ours"
             vals = [r[m] or 0.0 for m in ("S", "U", "H")]
+            color = _PUB_SHADES[n_pub % len(_PUB_SHADES)] if pub else None
+            n_pub += pub
             bars = ax.bar([j + i * width for j in range(3)], vals, width,
                           label=f"{r['method']}" + (" (published)" if pub else f" (ours, {r['split']})"),
-                          color=_PUB if pub else None, hatch="//" if pub else None)
+                          color=color, hatch="//" if pub else None, edgecolor="#555" if pub else None)
             ax.bar_label(bars, fmt="%.1f", fontsize=6)
         ax.set_xticks([j + width * (len(rs) - 1) / 2 for j in range(3)], ["S", "U", "H"])
         ax.set_title(ds)
