@@ -88,7 +88,7 @@ def test_pretrained_head_top1_on_1000_real_images(full_extract: Path, imagenet_s
     table = _read_all(full_extract)
     head = get_backbone("efficientnet_lite0").load().head
     with torch.inference_mode():
-        pred = head(torch.from_numpy(feature_matrix(table))).argmax(1).numpy()
+        pred = head(torch.from_numpy(np.array(feature_matrix(table)))).argmax(1).numpy()
     truth = np.array([wnids.index(w) for w in table.column("wnid").to_pylist()])
     top1 = float((pred == truth).mean())
     print(f"top-1 of the pretrained head on {len(truth)} images: {top1:.3f}")

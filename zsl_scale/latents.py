@@ -254,7 +254,7 @@ class LatentActor:
         out = []
         with torch.inference_mode():
             for i in range(0, len(x), self.encode_batch):
-                xb = torch.from_numpy(np.ascontiguousarray(x[i : i + self.encode_batch], np.float32))
+                xb = torch.from_numpy(np.array(x[i : i + self.encode_batch], np.float32))  # writable copy
                 mu, logvar = self.model.encode(name, xb.to(self.device))
                 if eps is not None:
                     e = torch.from_numpy(eps[i : i + self.encode_batch].astype(np.float32)).to(self.device)
