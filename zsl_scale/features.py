@@ -79,8 +79,9 @@ class ExtractOptions:
                 raise ConfigError(f"{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
-        if self.decode_cpus <= 0 or (self.worker_cpus is not None and self.worker_cpus <= 0):
-            raise ConfigError("decode-cpus and worker-cpus must be > 0")
+        worker_cpus = 1.0 if self.worker_cpus is None else self.worker_cpus
+        if min(self.decode_cpus, self.gpus_per_worker, worker_cpus) <= 0:
+            raise ConfigError("decode-cpus, worker-cpus and gpus-per-worker must be > 0")
 
 
 @dataclass

@@ -23,6 +23,7 @@ def extract(
     threads_per_worker: int = typer.Option(1, help="torch threads in each model actor"),
     decode_cpus: float = typer.Option(1.0, help="Ray CPUs per decode task"),
     worker_cpus: float | None = typer.Option(None, help="Ray CPUs reserved per model actor"),
+    gpus_per_worker: float = typer.Option(1.0, help="GPUs per model actor when the cluster has GPUs"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
     address: str | None = typer.Option(None, help="Address of an existing Ray cluster (default: local Ray)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
@@ -45,6 +46,7 @@ def extract(
         threads_per_worker=threads_per_worker,
         decode_cpus=decode_cpus,
         worker_cpus=worker_cpus,
+        gpus_per_worker=gpus_per_worker,
         device=device,  # type: ignore[arg-type]
         address=address,
         overwrite=overwrite,
