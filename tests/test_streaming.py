@@ -17,6 +17,7 @@ from zsl_scale.streaming import (
     iter_worker_batches,
     load_class_table,
     open_features,
+    prefetch,
     step_noise,
 )
 from zsl_scale.synthetic import write_synthetic
@@ -103,3 +104,14 @@ def test_step_noise_is_a_function_of_seed_epoch_step():
     assert a.shape == (2, 8, 1)
     assert np.array_equal(a.numpy(), step_noise(1, 2, 3, 2, 8).numpy())
     assert not np.array_equal(a.numpy(), step_noise(1, 2, 4, 2, 8).numpy())
+
+
+def test_prefetch_keeps_order_and_reraises():
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise DataError("bad shard")
+
+    with pytest.raises(DataError, match="bad shard"):
+        list(prefetch(broken()))

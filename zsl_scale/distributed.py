@@ -35,7 +35,15 @@ from zsl_scale.dist_state import Context, LocalContext, RayContext, finish_run, 
 from zsl_scale.dist_state import set_rng_states as restore_rng
 from zsl_scale.errors import ConfigError, DataError
 from zsl_scale.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss, paper_config
-from zsl_scale.streaming import ClassTable, FeatureSource, StreamPlan, iter_worker_batches, open_features, step_noise
+from zsl_scale.streaming import (
+    ClassTable,
+    FeatureSource,
+    StreamPlan,
+    iter_worker_batches,
+    open_features,
+    prefetch,
+    step_noise,
+)
 from zsl_scale.train import make_optimizer, train_step, warmup_weights
 
 
@@ -157,7 +165,7 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
         sums = torch.zeros(5, dtype=torch.float64, device=device)
         vae.train()
         steps = 0
-        for step, part in enumerate(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world)):
+        for step, part in enumerate(prefetch(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world))):
             _maybe_fault(job, epoch, step, ctx.rank)
             eps = step_noise(cfg.seed, epoch, step, modalities, gbatch)[:, torch.from_numpy(part.positions)]
             batch = {"image": torch.from_numpy(part.features).to(device, torch.float32),

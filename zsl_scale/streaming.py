@@ -311,3 +311,41 @@ def step_noise(seed: int, epoch: int, step: int, modalities: int, batch_size: in
     """
     gen = torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + step) % (2**63))
     return torch.randn((modalities, batch_size, 1), generator=gen)
+
+
+def prefetch(items: Iterator[PairBatch], depth: int = 4) -> Iterator[PairBatch]:
+    """Produce ``items`` in a background thread, at most ``depth`` ahead (parquet decoding releases
+    the GIL, so reading the next blocks overlaps the training step). Order and contents are unchanged."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone: end the thread instead of blocking forever
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # re-raised in the consumer
+            put(exc)
+
+    threading.Thread(target=produce, daemon=True, name="zsl-prefetch").start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
