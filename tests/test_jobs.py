@@ -176,3 +176,15 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
     again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
     assert [p.action for p in again.plans] == ["skip"] * 7
+
+
+def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real splits stage
+    job = {"name": "bad", "workdir": "w", "stages": [{"name": "splits", "config": {"splits": ["2X"]}}]}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path / "job.yaml")])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "unknown split '2X'" in err[0]
+    assert not (tmp_path / "w/splits/stage.json").exists()
