@@ -42,7 +42,12 @@ def epoch_seconds(root: Path, feats: Path, emb: Path, workers: int, epochs: int)
 
 
 def loader_rates(feats: Path, emb: Path) -> tuple[float, float]:
-    """Samples/s of one epoch: streaming from shards vs indexing in-memory tensors (both → float32 batches)."""
+    """Samples/s of one epoch: streaming from shards vs indexing in-memory tensors (both → float32 batches).
+
+    The in-memory baseline holds the whole feature matrix (what the single-process trainer does); the
+    streaming loader holds a few blocks. Neither includes a training step.
+    """
+    torch.set_num_threads(1)  # as in a training worker; also keeps OpenMP spin-waits out of a shared machine
     source, classes = open_features(feats), load_class_table(emb)
     plan = StreamPlan(source, 128, 2, 4096, seed=0, group_blocks=8)
     t0, rows = time.perf_counter(), 0

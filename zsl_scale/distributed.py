@@ -210,7 +210,7 @@ def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -
     """Train without Ray in this process (rank ``rank`` of an already-initialised process group)."""
     run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
     if rank == 0:
-        preflight_run_dir(run_dir, job.fingerprint())
+        _announce(run_dir, preflight_run_dir(run_dir, job.fingerprint()), job)
     if world > 1:
         dist.barrier()
     ctx = LocalContext(run_dir, rank, world, torch.device(device), job.cfg.scale.keep_checkpoints)
@@ -249,6 +249,14 @@ def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
     import json
 
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def _announce(run_dir: Path, epoch: int, job: VaeJob) -> None:
+    """One line on stderr saying whether this run starts or resumes (and from which epoch)."""
+    import sys
+
+    verb = f"resuming from epoch {epoch}" if epoch else "starting"
+    print(f"{job.cfg.name}: {verb} of {job.cfg.train.epochs} ({run_dir})", file=sys.stderr)
 
 
 def _summary(job: VaeJob, history: list[dict[str, Any]], checkpoint: Any) -> dict[str, Any]:
@@ -294,7 +302,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     storage = str(Path(s.storage_path).resolve()) if "://" not in s.storage_path else s.storage_path
     run_dir = f"{storage}/{job.cfg.name}"
     if "://" not in storage:
-        preflight_run_dir(Path(run_dir), job.fingerprint())
+        _announce(Path(run_dir), preflight_run_dir(Path(run_dir), job.fingerprint()), job)
     init_ray(s.address)
     gpu = _use_gpu(s.device)
     trainer = TorchTrainer(
