@@ -86,3 +86,18 @@ def test_bad_override_is_one_line(capsys) -> None:
 def test_unknown_device(capsys) -> None:
     assert run_cli(["evaluate", "flo", "--device", "tpu9"]) == 2
     assert "unknown device" in capsys.readouterr().err
+
+
+def test_other_seeds_reuse_validation_choice(tmp_path) -> None:
+    save_bundle(separable_benchmark(), tmp_path / "bench")
+    s0, s1 = tmp_path / "s0", tmp_path / "s1"
+    assert run_cli(["evaluate", str(tmp_path / "bench"), "--out", str(s0), *FAST]) == 0
+    chosen = json.loads((s0 / "selection.json").read_text())["settings"]["gzsl"]
+    assert run_cli(["evaluate", str(tmp_path / "bench"), "--out", str(s1), "--seed", "1",
+                    "--set", f"eval.selection_from={s0}", *FAST]) == 0
+    rec = read_result(s1 / "results" / "separable__xlsa17__CADA-VAE__gzsl__seed1.json")
+    assert rec.extra["selection"]["gzsl_epochs"] == chosen["gzsl_epochs"]
+    assert rec.extra["selection"]["source"].startswith("validation of")
+    assert not (s1 / "selection.json").exists()  # seed 1 ran no validation of its own
+    assert run_cli(["evaluate", str(tmp_path / "bench"), "--out", str(tmp_path / "s2"), "--variant", "da",
+                    "--set", f"eval.selection_from={s0}", *FAST]) == 2  # another method's choice is refused

@@ -163,6 +163,7 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     from zsl_scale.results import read_result
 
     monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real stages, not this module's fakes
+    monkeypatch.setenv("ZSL_SCALE_CACHE", str(tmp_path / "cache"))  # embeddings / WordNet caches: tmp only
     root = Path(__file__).resolve().parents[1]
     job = load_job(root / "jobs" / "imagenet-samples.yaml")
     out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)

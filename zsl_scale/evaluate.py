@@ -273,11 +273,13 @@ Selector = Callable[[str], dict[str, Any] | None]
 
 
 def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
-                      progress: Progress | None = None, selector: Selector | None = None) -> list[SettingResult]:
+                      progress: Progress | None = None, selector: Selector | None = None,
+                      on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> list[SettingResult]:
     """Validation phase → chosen epochs → test phase, for every shot count in ``cfg.eval.shots``.
 
-    The VAE never sees unseen-class images (GFSL shots join only the classifier's training set), so one
-    VAE per phase serves every shot count. Epochs come, in order of precedence, from ``cfg.classifier.epochs``
+    ``on_selection`` receives this run's validation choices as soon as they exist (before the test phase),
+    so that other seeds can start from them. The VAE never sees unseen-class images (GFSL shots join only
+    the classifier's training set), so one VAE per phase serves every shot count. Epochs come, in order of precedence, from ``cfg.classifier.epochs``
     (fixed), from ``selector(setting)`` (a previous validation, e.g. another seed's), or from this run's
     validation phase.
     """
@@ -301,6 +303,8 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
                              "val_seconds": round(trained.seconds + val.seconds, 1)}
             log(f"[{setting_name(k)}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
                 f"(val H {100 * selections[k]['val_H']:.1f}, val ZSL {100 * selections[k]['val_zsl']:.1f})")
+        if on_selection is not None:
+            on_selection({setting_name(k): selections[k] for k in todo})
     log("test phase: retraining the VAE on trainval")
     trained = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress)
     out = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.device import resolve_device
 from zsl_scale.errors import DataError
 from zsl_scale.evaluate import Progress, Selector, SettingResult, evaluate_settings
-from zsl_scale.io import atomic_write_text, sha256_json
+from zsl_scale.io import atomic_write_json, atomic_write_text, sha256_json
 from zsl_scale.provenance import capture
 from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
 
@@ -43,7 +44,15 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     records: list[ResultRecord] = []
     selector = _selector(cfg, bench.name) if cfg.eval.selection_from else None
-    for res in evaluate_settings(bench, cfg, device, log=log, progress=progress, selector=selector):
+    method = METHOD_NAMES[cfg.train.variant]
+
+    def save_selection(chosen: dict) -> None:
+        picked = {k: {f: v[f] for f in ("gzsl_epochs", "zsl_epochs", "val_H", "val_zsl")} for k, v in chosen.items()}
+        atomic_write_json(out / "selection.json", {"dataset": bench.name, "method": method, "seed": cfg.seed,
+                                                   "protocol": cfg.eval.validation, "settings": picked})
+
+    for res in evaluate_settings(bench, cfg, device, log=log, progress=progress, selector=selector,
+                                 on_selection=save_selection):
         record = _record(cfg, bench, res, device)
         path = write_result(record, out / "results")
         atomic_write_text(out / f"vae_history_{res.setting}.csv", _history_csv(res.vae_history))
@@ -55,16 +64,29 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
 
 
 def _selector(cfg: RunConfig, dataset: str) -> Selector:
-    """Classifier epochs chosen on validation by an earlier run of the same method and protocol."""
+    """Classifier epochs chosen on validation by an earlier run of the same method and protocol.
+
+    Reads the run's ``selection.json`` (written right after its validation phase) or, failing that, the
+    selections recorded in its results files.
+    """
     folder = Path(cfg.eval.selection_from or "")
-    folder = folder / "results" if (folder / "results").is_dir() else folder
-    if not folder.is_dir():
-        raise DataError(f"eval.selection_from: no results folder at {folder}")
+    method = METHOD_NAMES[cfg.train.variant]
     found: dict[str, dict] = {}
-    for path in sorted(folder.glob("*.json")):
+    if (folder / "selection.json").is_file():
+        data = json.loads((folder / "selection.json").read_text())
+        if (data.get("dataset"), data.get("method"), data.get("protocol")) != (dataset, method, cfg.eval.validation):
+            raise DataError(f"eval.selection_from: {folder / 'selection.json'} is for {data.get('method')} on "
+                            f"{data.get('dataset')} ({data.get('protocol')}), not {method} on {dataset}")
+        for setting, sel in data["settings"].items():
+            found[setting] = {**sel, "source": f"validation of {folder} (seed {data.get('seed')})"}
+        return found.get
+    results = folder / "results" if (folder / "results").is_dir() else folder
+    if not results.is_dir():
+        raise DataError(f"eval.selection_from: no selection.json or results folder at {folder}")
+    for path in sorted(results.glob("*.json")):
         rec = read_result(path)
         sel = rec.extra.get("selection", {})
-        same = (rec.dataset, rec.method) == (dataset, METHOD_NAMES[cfg.train.variant])
+        same = (rec.dataset, rec.method) == (dataset, method)
         if same and sel.get("source") == "validation":
             found[rec.setting] = {"gzsl_epochs": sel["gzsl_epochs"], "zsl_epochs": sel["zsl_epochs"],
                                   "source": f"validation of {path}", "val_H": sel.get("val_H")}
