@@ -255,8 +255,9 @@ def _announce(run_dir: Path, epoch: int, job: VaeJob) -> None:
     """One line on stderr saying whether this run starts or resumes (and from which epoch)."""
     import sys
 
-    verb = f"resuming from epoch {epoch}" if epoch else "starting"
-    print(f"{job.cfg.name}: {verb} of {job.cfg.train.epochs} ({run_dir})", file=sys.stderr)
+    total = job.cfg.train.epochs
+    state = f"resuming at epoch {epoch} of {total}" if epoch else f"starting, {total} epochs"
+    print(f"{job.cfg.name}: {state} ({run_dir})", file=sys.stderr)
 
 
 def _summary(job: VaeJob, history: list[dict[str, Any]], checkpoint: Any) -> dict[str, Any]:
