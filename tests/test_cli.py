@@ -101,3 +101,19 @@ def test_other_seeds_reuse_validation_choice(tmp_path) -> None:
     assert not (s1 / "selection.json").exists()  # seed 1 ran no validation of its own
     assert run_cli(["evaluate", str(tmp_path / "bench"), "--out", str(tmp_path / "s2"), "--variant", "da",
                     "--set", f"eval.selection_from={s0}", *FAST]) == 2  # another method's choice is refused
+
+
+def test_train_then_evaluate_model_equals_one_shot_evaluate(tmp_path) -> None:
+    save_bundle(separable_benchmark(), tmp_path / "bench")
+    bench = str(tmp_path / "bench")
+    assert run_cli(["evaluate", bench, "--out", str(tmp_path / "full"), *FAST]) == 0
+    assert run_cli(["train", bench, "--out", str(tmp_path / "t"), *FAST]) == 0
+    assert run_cli(["evaluate", bench, "--out", str(tmp_path / "two"), "--model", str(tmp_path / "t" / "model.pt"),
+                    *FAST]) == 0
+    name = "separable__xlsa17__CADA-VAE__gzsl__seed0.json"
+    full, two = read_result(tmp_path / "full" / "results" / name), read_result(tmp_path / "two" / "results" / name)
+    assert full.metrics == two.metrics
+    assert len(two.extra["vae_checkpoint"]["sha256"]) == 64
+    # A checkpoint trained with another seed is refused.
+    assert run_cli(["evaluate", bench, "--out", str(tmp_path / "bad"), "--seed", "3",
+                    "--model", str(tmp_path / "t" / "model.pt"), *FAST]) == 2

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from zsl_scale.datasets import Benchmark
 from zsl_scale.errors import DataError
 from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
 from zsl_scale.model import CadaVae, paper_config
-from zsl_scale.train import train_vae
+from zsl_scale.train import load_model, save_model, train_vae
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase label, epochs done, total epochs)
@@ -172,6 +173,29 @@ def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.de
     return TrainedPhase(model, data.scaler, history, time.perf_counter() - t0)
 
 
+def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench: Benchmark) -> Path:
+    """Checkpoint a phase's VAE with everything needed to evaluate it later: scaler, config, history."""
+    return save_model(path, trained.model, extra={
+        "benchmark": bench.name, "seed": cfg.seed, "train_config": cfg.train.model_dump(mode="json"),
+        "scaler_min": trained.scaler.lo.tolist(), "scaler_scale": trained.scaler.scale.tolist(),
+        "history": trained.history, "seconds": trained.seconds})
+
+
+def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
+    """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
+    model, _ = load_model(path, device)
+    extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
+    if "scaler_min" not in extra:
+        raise DataError(f"{path}: not a trainval checkpoint from `zsl-scale train` (no scaler statistics)")
+    if extra.get("benchmark") != bench.name or extra.get("seed") != cfg.seed:
+        raise DataError(f"{path} was trained on {extra.get('benchmark')} with seed {extra.get('seed')}, "
+                        f"not {bench.name} with seed {cfg.seed}")
+    if extra.get("train_config") != cfg.train.model_dump(mode="json"):
+        raise DataError(f"{path} was trained with other training settings than this run's config")
+    scaler = MinMaxScaler(torch.tensor(extra["scaler_min"]), torch.tensor(extra["scaler_scale"]))
+    return TrainedPhase(model, scaler, extra.get("history", []), float(extra.get("seconds", 0.0)))
+
+
 def classify_phase(
     bench: Benchmark, trained: TrainedPhase, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
     gzsl_epochs: int | None = None, zsl_epochs: int | None = None,
@@ -274,14 +298,16 @@ Selector = Callable[[str], dict[str, Any] | None]
 
 def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
                       progress: Progress | None = None, selector: Selector | None = None,
-                      on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> list[SettingResult]:
+                      on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+                      trained_test: TrainedPhase | None = None) -> list[SettingResult]:
     """Validation phase → chosen epochs → test phase, for every shot count in ``cfg.eval.shots``.
 
-    ``on_selection`` receives this run's validation choices as soon as they exist (before the test phase),
-    so that other seeds can start from them. The VAE never sees unseen-class images (GFSL shots join only
-    the classifier's training set), so one VAE per phase serves every shot count. Epochs come, in order of precedence, from ``cfg.classifier.epochs``
+    The VAE never sees unseen-class images (GFSL shots join only the classifier's training set), so one VAE
+    per phase serves every shot count. Epochs come, in order of precedence, from ``cfg.classifier.epochs``
     (fixed), from ``selector(setting)`` (a previous validation, e.g. another seed's), or from this run's
-    validation phase.
+    validation phase. ``on_selection`` receives this run's validation choices as soon as they exist
+    (before the test phase), so that other seeds can start from them. ``trained_test`` is a trainval VAE
+    from :func:`load_trained` (``zsl-scale train``) to evaluate instead of training one.
     """
     seed, shots_list = cfg.seed, list(dict.fromkeys(cfg.eval.shots))
     selections: dict[int, dict[str, Any]] = {}
@@ -306,7 +332,11 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
         if on_selection is not None:
             on_selection({setting_name(k): selections[k] for k in todo})
     log("test phase: retraining the VAE on trainval")
-    trained = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress)
+    if trained_test is None:
+        trained_test = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress)
+    else:
+        log("test phase: using the given trainval VAE checkpoint")
+    trained = trained_test
     out = []
     for k in shots_list:
         sel = {"protocol": cfg.eval.validation, **selections[k]}

@@ -23,8 +23,8 @@ from zsl_scale.config import RunConfig, dump_config
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.device import resolve_device
 from zsl_scale.errors import DataError
-from zsl_scale.evaluate import Progress, Selector, SettingResult, evaluate_settings
-from zsl_scale.io import atomic_write_json, atomic_write_text, sha256_json
+from zsl_scale.evaluate import Progress, Selector, SettingResult, evaluate_settings, load_trained
+from zsl_scale.io import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from zsl_scale.provenance import capture
 from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
 
@@ -32,8 +32,8 @@ METHOD_NAMES = {"cada": "CADA-VAE", "ca": "CA-VAE", "da": "DA-VAE", "vae": "VAE"
 Log = Callable[[str], None]
 
 
-def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
-                  bench: Benchmark | None = None, progress: Progress | None = None) -> list[ResultRecord]:
+def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: Benchmark | None = None,
+                  progress: Progress | None = None, model_path: str | Path | None = None) -> list[ResultRecord]:
     """Run the protocol of :mod:`zsl_scale.evaluate` for each shot count; write results and a report."""
     out = Path(out_dir)
     device = resolve_device(cfg.device)
@@ -42,6 +42,7 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
         f"features {bench.features.shape[1]}-d, class embeddings {bench.class_embeddings.shape[1]}-d; "
         f"device {device}")
     atomic_write_text(out / "config.yaml", dump_config(cfg))
+    trained = load_trained(model_path, cfg, bench, device) if model_path else None
     records: list[ResultRecord] = []
     selector = _selector(cfg, bench.name) if cfg.eval.selection_from else None
     method = METHOD_NAMES[cfg.train.variant]
@@ -52,8 +53,10 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print,
                                                    "protocol": cfg.eval.validation, "settings": picked})
 
     for res in evaluate_settings(bench, cfg, device, log=log, progress=progress, selector=selector,
-                                 on_selection=save_selection):
+                                 on_selection=save_selection, trained_test=trained):
         record = _record(cfg, bench, res, device)
+        if model_path:
+            record.extra["vae_checkpoint"] = {"path": str(model_path), "sha256": sha256_file(model_path)}
         path = write_result(record, out / "results")
         atomic_write_text(out / f"vae_history_{res.setting}.csv", _history_csv(res.vae_history))
         m = record.metrics

@@ -62,14 +62,14 @@ def _print_table(records: list[ResultRecord], title: str) -> None:
     Console().print(table)
 
 
-def _run(cfg: RunConfig, out: Path, title: str, note: str = "") -> list[ResultRecord]:
+def _run(cfg: RunConfig, out: Path, title: str, note: str = "", model_path: Path | None = None) -> list[ResultRecord]:
     from zsl_scale.io import atomic_write_text
     from zsl_scale.runs import render_report, run_benchmark
 
     with _reporter() as (log, progress):
         if note:
             log(note)
-        records = run_benchmark(cfg, out, log=log, progress=progress)
+        records = run_benchmark(cfg, out, log=log, progress=progress, model_path=model_path)
     if note:
         atomic_write_text(out / "report.md", render_report(cfg, records, note=note))
     _print_table(records, title)
@@ -87,6 +87,7 @@ def evaluate(
     device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N."),
     variant: str | None = typer.Option(None, help="cada, ca, da or vae (ablations)."),
     shots: str | None = typer.Option(None, help="Comma-separated shot counts: 0 = GZSL/ZSL, k = GFSL-k."),
+    model: Path | None = typer.Option(None, "--model", "-m", help="Trainval VAE from `zsl-scale train` to use."),
 ) -> None:
     """Full protocol on a small benchmark: choose epochs on validation, retrain on trainval, test once."""
     extra = list(overrides)
@@ -96,7 +97,7 @@ def evaluate(
         extra.append(f"eval.shots=[{shots}]")
     cfg = load_config(config or PAPER_CONFIG, extra, benchmark=benchmark, name=name, seed=seed, device=device)
     out_dir = out or Path("runs") / cfg.name
-    _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}")
+    _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}", model_path=model)
 
 
 def train(
@@ -106,42 +107,24 @@ def train(
     out: Path | None = typer.Option(None, help="Output folder (default: runs/<name>)."),
     seed: int | None = typer.Option(None, help="Random seed."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N."),
+    variant: str | None = typer.Option(None, help="cada, ca, da or vae (ablations)."),
 ) -> None:
-    """Train a CADA-VAE on a benchmark's trainval split and save the checkpoint (model.pt)."""
-    import torch
-
+    """Train the trainval VAE of the protocol and save it (model.pt) for `zsl-scale evaluate --model`."""
     from zsl_scale.config import dump_config
     from zsl_scale.datasets import resolve_benchmark
     from zsl_scale.device import resolve_device
-    from zsl_scale.evaluate import MinMaxScaler
+    from zsl_scale.evaluate import make_phase, save_trained, train_phase
     from zsl_scale.io import atomic_write_text
-    from zsl_scale.model import CadaVae, paper_config
-    from zsl_scale.train import save_model, train_vae
 
-    cfg = load_config(config or PAPER_CONFIG, list(overrides), benchmark=benchmark, seed=seed, device=device)
+    extra = list(overrides) + ([f"train.variant={variant}"] if variant else [])
+    cfg = load_config(config or PAPER_CONFIG, extra, benchmark=benchmark, seed=seed, device=device)
     out_dir = out or Path("runs") / cfg.name
     bench = resolve_benchmark(cfg.benchmark)
     dev = resolve_device(cfg.device)
-    rows = torch.as_tensor(bench.splits["trainval"])
-    feats = torch.as_tensor(bench.features, dtype=torch.float32)[rows]
-    scaler = MinMaxScaler.fit(feats)
-    x = scaler(feats).to(dev)
-    y = torch.as_tensor(bench.labels)[rows].to(dev)
-    emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(dev)
-    torch.manual_seed(cfg.seed)
-    model = CadaVae(paper_config(x.shape[1], emb.shape[1], imagenet=cfg.model.imagenet, reparam=cfg.model.reparam,
-                                 init_gain=cfg.model.init_gain)).to(dev)
     atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
     with _reporter() as (log, progress):
-        def on_epoch(epoch: int, row: dict[str, float]) -> None:
-            if progress:
-                progress("trainval", epoch + 1, cfg.train.epochs)
-            if epoch % 10 == 9 or epoch == cfg.train.epochs - 1:
-                log(f"epoch {epoch + 1}/{cfg.train.epochs} loss {row['loss']:.1f}")
-
-        train_vae(model, x, y, emb, cfg.train, seed=cfg.seed, on_epoch=on_epoch)
-    path = save_model(out_dir / "model.pt", model, extra={
-        "benchmark": bench.name, "scaler_min": scaler.lo.tolist(), "scaler_scale": scaler.scale.tolist()})
+        trained = train_phase(bench, make_phase(bench, "test", cfg, 0, cfg.seed), cfg, dev, cfg.seed, log, progress)
+    path = save_trained(out_dir / "model.pt", trained, cfg, bench)
     print(f"model: {path}")
 
 
