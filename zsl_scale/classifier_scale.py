@@ -105,8 +105,7 @@ def build_bank(
         raise DataError(f"seen class {seen[missing[0]]} has no image features in {source.directory}")
     order = np.argsort(keep_y, kind="stable")
     keep_mu, keep_lv, keep_y = keep_mu[order], keep_lv[order], keep_y[order]
-    classes.require(unseen)
-    emb = torch.from_numpy(classes.vectors[[classes.wnids.index(w) for w in unseen]]).to(device)
+    emb = torch.from_numpy(classes.subset(unseen).vectors).to(device)
     umu, ulv = vae.encode("class", emb) if unseen else (torch.zeros(0, vae.cfg.latent_dim),) * 2
     mu = torch.cat([torch.from_numpy(keep_mu), umu.cpu()])
     logvar = torch.cat([torch.from_numpy(keep_lv), ulv.cpu()])

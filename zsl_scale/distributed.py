@@ -89,9 +89,7 @@ def prepare_job(cfg: DistJobConfig, source: FeatureSource, classes: ClassTable) 
         raise ConfigError(f"scale.streams={streams} must be a multiple of scale.workers={cfg.scale.workers}")
     if cfg.train.batch_size < streams:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is smaller than the {streams} data streams")
-    seen = [w for w in classes.wnids if w in source.class_counts]  # only training classes travel to workers
-    idx = [classes.wnids.index(w) for w in seen]
-    table = ClassTable(seen, classes.vectors[idx])
+    table = classes.subset([w for w in classes.wnids if w in source.class_counts])  # only training classes ship
     model_cfg = paper_config(source.dim, table.dim, imagenet=cfg.model.imagenet, reparam=cfg.model.reparam,
                              init_gain=cfg.model.init_gain)
     return VaeJob(cfg, model_cfg, source, table)

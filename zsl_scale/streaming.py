@@ -151,6 +151,12 @@ class ClassTable:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def subset(self, wnids: list[str]) -> ClassTable:
+        """The rows of ``wnids``, in that order (:class:`DataError` naming a class without an embedding)."""
+        self.require(wnids)
+        row = {w: i for i, w in enumerate(self.wnids)}
+        return ClassTable(list(wnids), self.vectors[[row[w] for w in wnids]])
+
     def indices(self, wnids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Row index of each wnid; :class:`DataError` naming a class that has no embedding."""
         idx = pc.index_in(wnids, value_set=self._arrow)
