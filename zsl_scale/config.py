@@ -8,7 +8,7 @@ exact settings that produced it. Defaults are the paper's hyper-parameters (DESI
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -167,8 +167,22 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **fields: Any) -> RunConfig:
-    """Defaults ← YAML file ← keyword fields ← ``key=value`` overrides, validated as a :class:`RunConfig`."""
+def validation_message(exc: ValidationError) -> str:
+    """The first error of a pydantic validation as ``a.b.c: message`` — one line for the user."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def load_settings(cls: type[SettingsT], path: str | Path | None = None, overrides: list[str] | None = None,
+                  **fields: Any) -> SettingsT:
+    """Defaults ← YAML file ← keyword fields ← ``key=value`` overrides, validated as ``cls``.
+
+    Shared by the small-benchmark :class:`RunConfig` and the distributed job config, so that both read
+    files and overrides, and report their errors, the same way.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -184,11 +198,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data.update({k: v for k, v in fields.items() if v is not None})
     data = apply_overrides(data, overrides or [])
     try:
-        return RunConfig.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid config: {loc}: {first['msg']}") from exc
+        raise ConfigError(f"invalid config: {validation_message(exc)}") from exc
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **fields: Any) -> RunConfig:
+    """A small-benchmark :class:`RunConfig` (see :func:`load_settings`)."""
+    return load_settings(RunConfig, path, overrides, **fields)
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -9,13 +9,11 @@ overrides, validated, and saved with the run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from zsl_scale.config import ClassifierConfig, ModelSettings, TrainConfig, apply_overrides
-from zsl_scale.errors import ConfigError
+from zsl_scale.config import ClassifierConfig, ModelSettings, TrainConfig, load_settings
 
 
 class ScaleSettings(BaseModel):
@@ -59,20 +57,4 @@ class DistJobConfig(BaseModel):
 
 def load_job_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DistJobConfig:
     """Defaults ← YAML file ← ``key.path=value`` overrides, validated as a :class:`DistJobConfig`."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping")
-    data = apply_overrides(data, overrides or [])
-    try:
-        return DistJobConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"invalid config: {'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from exc
+    return load_settings(DistJobConfig, path, overrides)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from zsl_scale.config import validation_message
 from zsl_scale.errors import DataError
 from zsl_scale.io import atomic_write_json, sha256_json
 
@@ -83,6 +84,4 @@ def read_result(path: str | Path) -> ResultRecord:
     try:
         return ResultRecord.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise DataError(f"invalid results file {path}: {loc}: {first['msg']}") from exc
+        raise DataError(f"invalid results file {path}: {validation_message(exc)}") from exc
