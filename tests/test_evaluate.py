@@ -90,10 +90,12 @@ def linear_map_baseline(bench: Benchmark) -> dict[str, float]:
 @pytest.mark.slow
 def test_short_real_training_on_flowers_beats_linear_baseline(flo_dir) -> None:
     bench = load_bundle(PACKAGED["flo"])
-    cfg = load_config(overrides=["classifier.max_epochs=10"])
+    # Classifier epochs fixed in advance (the authors' ~25), so the test exercises training, not selection;
+    # measured here: S 43.3, U 49.6, H 46.2 vs the baseline's S 39.9, U 11.6, H 17.9.
+    cfg = load_config(overrides=["classifier.epochs=25"])
     cfg.train = cfg.train.shortened(12)
     torch.set_num_threads(2)
     ours = evaluate_setting(bench, cfg, 0, torch.device("cpu"), log=lambda m: None)
     base = linear_map_baseline(bench)
     assert ours.metrics["U"] > 10 and ours.metrics["S"] > 10
-    assert ours.metrics["H"] > base["H"] + 5, (ours.metrics, base)
+    assert ours.metrics["H"] > base["H"] + 15, (ours.metrics, base)
