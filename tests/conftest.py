@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from zsl_scale.errors import DataError
 from zsl_scale.paths import shared_data_dir
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -55,3 +56,36 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+def run_cli(args: list[str]) -> int:
+    """Run ``zsl-scale ARGS`` in-process; return its exit code (2 for user errors)."""
+    from zsl_scale.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache dir holding the WordNet graph, extracted once per test run (10-90 s); skip/fail without WordNet."""
+    from zsl_scale import hierarchy
+
+    root = tmp_path_factory.getbasetemp() / "zsl-graph-cache"
+    old = os.environ.get("ZSL_SCALE_CACHE")
+    os.environ["ZSL_SCALE_CACHE"] = str(root)
+    try:
+        hierarchy.load_hierarchy()
+    except DataError as exc:
+        if IN_CI:
+            pytest.fail(f"WordNet missing in CI: {exc}")
+        pytest.skip(f"WordNet 3.0 not installed: {exc}")
+    finally:
+        if old is None:
+            os.environ.pop("ZSL_SCALE_CACHE", None)
+        else:
+            os.environ["ZSL_SCALE_CACHE"] = old
+    return root

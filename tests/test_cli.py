@@ -7,21 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import run_cli
 from tests.test_evaluate import separable_benchmark
-from zsl_scale.cli import main
 from zsl_scale.datasets import save_bundle
 from zsl_scale.results import read_result
 
 FAST = ["--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "classifier.max_epochs=2",
         "--set", "classifier.seen_samples=10", "--set", "classifier.unseen_samples=20", "--device", "cpu"]
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_evaluate_writes_results_config_and_report(tmp_path, capsys) -> None:

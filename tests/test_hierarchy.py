@@ -26,23 +26,6 @@ def wordnet_available() -> H.WordNetSource:
         pytest.skip(f"WordNet 3.0 not installed: {exc}")
 
 
-@pytest.fixture(scope="session")
-def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache dir holding the extracted graph, built once per test session (10-30 s)."""
-    root = tmp_path_factory.getbasetemp() / "zsl-graph-cache"  # shared with test_splits.py: built once
-    old = os.environ.get("ZSL_SCALE_CACHE")
-    os.environ["ZSL_SCALE_CACHE"] = str(root)
-    try:
-        wordnet_available()
-        H.load_hierarchy()
-    finally:
-        if old is None:
-            os.environ.pop("ZSL_SCALE_CACHE", None)
-        else:
-            os.environ["ZSL_SCALE_CACHE"] = old
-    return root
-
-
 @pytest.fixture
 def hier(graph_cache: Path, monkeypatch: pytest.MonkeyPatch) -> H.Hierarchy:
     monkeypatch.setenv("ZSL_SCALE_CACHE", str(graph_cache))

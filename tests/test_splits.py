@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from zsl_scale import hierarchy as H
 from zsl_scale import splits as S
 from zsl_scale.classes import imagenet_classes
-from zsl_scale.cli import main
 from zsl_scale.errors import DataError
 from zsl_scale.split_checks import compare_lists
 from zsl_scale.split_counts import select_by_count
@@ -19,38 +19,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 COMMITTED = Path(__file__).resolve().parents[1] / "splits"
 
 
-@pytest.fixture(scope="session")
-def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cached WordNet graph (same folder as in test_hierarchy.py, so it is extracted once)."""
-    root = tmp_path_factory.getbasetemp() / "zsl-graph-cache"
-    old = os.environ.get("ZSL_SCALE_CACHE")
-    os.environ["ZSL_SCALE_CACHE"] = str(root)
-    try:
-        H.load_hierarchy()
-    except DataError as exc:
-        if IN_CI:
-            pytest.fail(f"WordNet missing in CI: {exc}")
-        pytest.skip(f"WordNet 3.0 not installed: {exc}")
-    finally:
-        if old is None:
-            os.environ.pop("ZSL_SCALE_CACHE", None)
-        else:
-            os.environ["ZSL_SCALE_CACHE"] = old
-    return root
-
-
 @pytest.fixture
 def wn_env(graph_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ZSL_SCALE_CACHE", str(graph_cache))
     return graph_cache
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def files_under(root: Path) -> list[Path]:
