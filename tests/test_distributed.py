@@ -155,6 +155,57 @@ def test_checkpoint_of_another_config_is_refused_and_kept(data, ref1, capsys):
     assert after == before
 
 
+def test_training_sees_features_scaled_with_training_statistics(data, tmp_path, monkeypatch):
+    """The worker feeds (x − min) / (max − min) with min/max of the training shards, stored with the run."""
+    import pyarrow.parquet as pq
+
+    from zsl_scale import distributed
+    from zsl_scale.feature_scaling import fit_feature_scaler
+
+    _, feats, _ = data
+    job = make_job(tmp_path, data, "scaled", epochs=1)
+    expected = fit_feature_scaler(sorted(feats.glob("*.parquet")), 32)
+    np.testing.assert_array_equal(job.scaler.lo, expected.lo)
+    np.testing.assert_array_equal(job.scaler.scale, expected.scale)
+    assert job.fingerprint()["scaler"] == expected.fingerprint()
+    seen: list[torch.Tensor] = []
+    real_step = distributed.train_step
+
+    def spy(net, optimizer, batch, weights, loss_fn):
+        seen.append(batch["image"].detach().clone())
+        return real_step(net, optimizer, batch, weights, loss_fn=loss_fn)
+
+    monkeypatch.setattr(distributed, "train_step", spy)
+    fit_local(job)
+    images = torch.cat(seen).numpy()
+    raw = np.concatenate([np.stack(pq.read_table(p).column("feature").to_numpy(zero_copy_only=False))
+                          for p in sorted(feats.glob("*.parquet"))]).astype(np.float32)
+    assert images.shape == (800, 32) and images.min() == 0.0 and images.max() == 1.0
+    # the rows seen in the epoch are exactly the scaled training rows (order aside)
+    np.testing.assert_allclose(np.sort(images, axis=0), np.sort(expected.transform(raw), axis=0), rtol=0, atol=0)
+    _, _, state = load_final_model(tmp_path / "scaled")
+    assert state["scaler"] == expected.to_extra()
+
+
+def test_checkpoint_without_scaler_is_refused(data, ref1, tmp_path):
+    import shutil
+
+    from zsl_scale.errors import DataError
+
+    run = tmp_path / "old"
+    shutil.copytree(data[0] / "runs" / "one", run)
+    last = sorted(run.glob("checkpoint_epoch_*"))[-1]
+    state = torch.load(last / "state.pt", weights_only=False)
+    del state["scaler"]
+    torch.save(state, last / "state.pt")
+    with pytest.raises(DataError, match="has no feature-scaler statistics"):
+        load_final_model(run)
+    meta = json.loads((last / "meta.json").read_text())
+    meta["format_version"] = 1
+    with pytest.raises(DataError, match="format version 1, this version reads 2"):
+        check_fingerprint(meta, meta["fingerprint"], "old")
+
+
 def _cli(args: list[str], capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
         main(args)
@@ -230,5 +281,5 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
           str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu"])
     assert "classifier over 160 classes (128 seen, 32 unseen)" in capsys.readouterr().out
     saved = torch.load(run / "classifier.pt", weights_only=False)
-    assert saved["wnids"] == wnids and saved["state_dict"]["weight"].shape == (160, 128)
+    assert saved["wnids"] == wnids and saved["weight"].shape == (160, 128) and saved["epochs"] == 1
     os_env.undo()

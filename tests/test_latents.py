@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from zsl_scale.errors import DataError
+from zsl_scale.feature_scaling import FeatureScaler, load_model_scaler
 from zsl_scale.latents import LatentOptions, generate_latents, read_latent_manifest
 from zsl_scale.model import CadaVae, ModalitySpec, ModelConfig
 from zsl_scale.shards import ShardStore, iter_batches, vector_array, vectors
@@ -19,14 +21,22 @@ D, E, L = 12, 6, 4
 COUNTS = {"n00000001": 3, "n00000002": 8, "n00000003": 5, "n00000004": 1}
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
+def _model() -> CadaVae:
     torch.manual_seed(0)
     cfg = ModelConfig(latent_dim=L, modalities=[
         ModalitySpec(name="image", input_dim=D, encoder_hidden=[16], decoder_hidden=[16]),
         ModalitySpec(name="class", input_dim=E, encoder_hidden=[8], decoder_hidden=[8]),
     ])
-    return save_model(tmp_path_factory.mktemp("model") / "vae.pt", CadaVae(cfg).eval())
+    return CadaVae(cfg).eval()
+
+
+# training-feature statistics stored with the model (features ~ N(0, 1): roughly [-3, 3] → [0, 1])
+SCALER = FeatureScaler(np.full(D, -3.0), np.linspace(5.0, 7.0, D), rows=100)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    return save_model(tmp_path_factory.mktemp("model") / "vae.pt", _model(), SCALER.to_extra())
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +76,8 @@ def _encode(model_path: Path, name: str, x: np.ndarray) -> tuple[np.ndarray, np.
     from zsl_scale.train import load_model
 
     model, _ = load_model(model_path)
+    if name == "image":  # the model's training features were min-max scaled: test features are too
+        x = load_model_scaler(model_path).transform(x)
     with torch.inference_mode():
         mu, logvar = model.encode(name, torch.from_numpy(x.astype(np.float32)))
         return mu.numpy(), model.std(logvar).numpy()
@@ -173,3 +185,30 @@ def test_cli_generates_and_rejects_bad_input(tmp_path, capsys, model_path, featu
         code, err = _main(["latents", "generate", *args, "-o", str(out)], capsys)
         assert code == 2 and err.startswith("error: ") and message in err, (args, err)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_features_are_scaled_with_the_models_statistics_and_a_model_without_them_is_refused(
+    tmp_path, model_path, feature_dir, class_file, ray_session
+):
+    out = tmp_path / "mu"
+    generate_latents(model_path, out, LatentOptions(workers=1), features=feature_dir)
+    feats = pa.Table.from_batches(list(iter_batches(feature_dir, kind="features")))
+    x = vectors(feats.column("feature")).astype(np.float32)
+    from zsl_scale.train import load_model
+
+    model, _ = load_model(model_path)
+    with torch.inference_mode():
+        scaled = model.encode("image", torch.from_numpy((x + 3.0) / SCALER.scale))[0].numpy()
+        raw = model.encode("image", torch.from_numpy(x))[0].numpy()
+    got = vectors(_table(out).column("latent"))
+    np.testing.assert_allclose(got, scaled, atol=1e-5)
+    assert np.abs(got - raw).max() > 1e-2  # unscaled features would give other latents
+
+    bare = save_model(tmp_path / "bare.pt", _model())  # no scaler statistics
+    for per_class in (None, 2):
+        with pytest.raises(DataError, match=r"bare\.pt has no feature-scaler statistics"):
+            generate_latents(bare, tmp_path / f"x{per_class}", LatentOptions(per_class=per_class),
+                             features=feature_dir)
+    assert not (tmp_path / "xNone").exists()
+    s = generate_latents(bare, tmp_path / "cls", LatentOptions(per_class=2, workers=1), class_embeddings=class_file)
+    assert s.rows == 2 * len(COUNTS)  # class embeddings alone need no image statistics

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from zsl_scale.config import ClassifierConfig
 from zsl_scale.distributed import sum_allreduce_hook
 from zsl_scale.errors import DataError
+from zsl_scale.feature_scaling import FeatureScaler
 from zsl_scale.model import CadaVae
 from zsl_scale.streaming import ClassTable, FeatureSource
 
@@ -77,12 +78,18 @@ def build_bank(
     seen: list[str],
     unseen: list[str],
     cfg: ClassifierConfig,
+    scaler: FeatureScaler,
     seed: int = 0,
     device: torch.device | str = "cpu",
     batch_rows: int = 8192,
 ) -> LatentBank:
-    """One streaming pass over the seen-class features (bounded memory) plus the unseen embeddings."""
+    """One streaming pass over the seen-class features (bounded memory) plus the unseen embeddings.
+
+    ``scaler`` is the VAE's training feature scaler: the features are encoded exactly as in training.
+    """
     vae = vae.to(device).eval()
+    scaler.check_dim(source.dim, f"feature set {source.directory}")
+    stats = scaler.torch_stats(device)
     seen_table = ClassTable(seen, np.zeros((len(seen), 1), np.float32))
     rng = np.random.default_rng([seed, 0xBA4C])
     keep_mu, keep_lv, keep_y, keep_k = (np.zeros((0, vae.cfg.latent_dim), np.float32),) * 2 + (
@@ -94,7 +101,7 @@ def build_bank(
                 continue
             feats = rb.column(1).flatten().to_numpy(zero_copy_only=False).reshape(len(rb), source.dim)[wanted]
             y = seen_table.indices(rb.column(0).filter(wanted))
-            mu, lv = vae.encode("image", torch.from_numpy(feats).to(device, torch.float32))
+            mu, lv = vae.encode("image", scaler.transform_torch(torch.from_numpy(feats).to(device), stats))
             keys = rng.random(len(y))
             keep_mu, keep_lv = np.concatenate([keep_mu, mu.cpu().numpy()]), np.concatenate([keep_lv, lv.cpu().numpy()])
             keep_y, keep_k = np.concatenate([keep_y, y]), np.concatenate([keep_k, keys])
@@ -186,11 +193,24 @@ def train_classifier(
     return linear, history
 
 
+def save_classifier(path: Any, linear: nn.Linear, wnids: list[str], history: list[dict[str, float]],
+                    epochs: int, **extra: Any) -> None:
+    """Write the final classifier (``weight``, ``bias``, ``wnids`` = row order, ``history``, ``epochs``)
+    atomically: the one format the score stage and ``zsl-scale imagenet evaluate`` read."""
+    from zsl_scale.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"weight": linear.weight.detach().cpu(), "bias": linear.bias.detach().cpu(), "wnids": wnids,
+                    "history": history, "epochs": int(epochs), **extra}, tmp)
+
+
 @torch.no_grad()
-def predict(vae: CadaVae, linear: nn.Linear, features: Tensor, k: int = 1, chunk: int = 65536) -> Tensor:
-    """Top-``k`` class indices of image features (the image encoder's μ, as in the paper), chunked."""
+def predict(vae: CadaVae, linear: nn.Linear, features: Tensor, scaler: FeatureScaler, k: int = 1,
+            chunk: int = 65536) -> Tensor:
+    """Top-``k`` class indices of raw image features (scaled, then the image encoder's μ), chunked."""
     out = []
+    stats = scaler.torch_stats(features.device)
     for s in range(0, features.shape[0], chunk):
-        mu, _ = vae.encode("image", features[s : s + chunk].float())
+        mu, _ = vae.encode("image", scaler.transform_torch(features[s : s + chunk], stats))
         out.append(linear(mu).topk(k, dim=1).indices)
     return torch.cat(out)

@@ -33,7 +33,7 @@ from zsl_scale.io import atomic_path, atomic_write_json, atomic_write_text
 
 STATE_FILE, META_FILE, LOSS_FILE, CURVE_FILE = "state.pt", "meta.json", "losses.csv", "loss_curve.png"
 FORMAT = "zsl-scale/dist-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: image features are min-max scaled; the statistics are in the state and fingerprint
 LOSS_COLUMNS = ("epoch", "loss", "recon", "kl", "cross", "distance", "beta", "gamma", "delta", "rows", "seconds")
 
 
@@ -68,8 +68,11 @@ def fingerprint_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "")
 
 def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], where: str) -> None:
     """Refuse a checkpoint of another format or configuration with one clear message."""
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format") != FORMAT:
         raise DataError(f"{where} is not a zsl-scale distributed checkpoint (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{where} is a checkpoint of format version {meta.get('format_version')}, this version "
+                        f"reads {FORMAT_VERSION} (features are now min-max scaled); use another run name")
     diff = fingerprint_diff(meta.get("fingerprint", {}), fingerprint)
     if diff:
         shown = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")

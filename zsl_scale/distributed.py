@@ -5,6 +5,10 @@ global batch from the feature shards (:mod:`zsl_scale.streaming`), pairs every i
 its class embedding and calls the shared :func:`zsl_scale.train.train_step` through a
 ``DistributedDataParallel`` wrapper (gloo on CPU, NCCL on GPU, chosen at run time).
 
+Image features are min-max scaled with statistics fit on the training shards only (one streaming
+pass on the driver, :mod:`zsl_scale.feature_scaling`); the statistics are part of the run's
+fingerprint and of every checkpoint, and later stages (latents, classifier) apply the same ones.
+
 Why the result does not depend on the worker count (up to float summation order):
 
 * the global batch is the same set of rows for any worker count (virtual streams, see streaming.py);
@@ -34,6 +38,7 @@ from zsl_scale.dist_config import DistJobConfig
 from zsl_scale.dist_state import Context, LocalContext, RayContext, finish_run, preflight_run_dir, rng_states
 from zsl_scale.dist_state import set_rng_states as restore_rng
 from zsl_scale.errors import ConfigError, DataError
+from zsl_scale.feature_scaling import FeatureScaler, fit_feature_scaler, scaler_from_extra
 from zsl_scale.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss, paper_config
 from zsl_scale.streaming import (
     ClassTable,
@@ -55,6 +60,7 @@ class VaeJob:
     model_cfg: ModelConfig
     source: FeatureSource
     classes: ClassTable
+    scaler: FeatureScaler  # min-max statistics of the training features (fit on the driver)
     fault: dict[str, Any] | None = None  # tests only: {"epoch", "rank", "marker"} → that worker dies once
 
     @property
@@ -76,6 +82,7 @@ class VaeJob:
             "data": {"streams": plan.streams, "block_rows": plan.block_rows, "group_blocks": plan.group_blocks,
                      **self.source.fingerprint()},
             "classes": self.classes.fingerprint(),
+            "scaler": self.scaler.fingerprint(),
         }
 
 
@@ -92,7 +99,8 @@ def prepare_job(cfg: DistJobConfig, source: FeatureSource, classes: ClassTable) 
     table = classes.subset([w for w in classes.wnids if w in source.class_counts])  # only training classes ship
     model_cfg = paper_config(source.dim, table.dim, imagenet=cfg.model.imagenet, reparam=cfg.model.reparam,
                              init_gain=cfg.model.init_gain)
-    return VaeJob(cfg, model_cfg, source, table)
+    scaler = fit_feature_scaler(source.files, source.dim)  # one streaming pass, training shards only
+    return VaeJob(cfg, model_cfg, source, table, scaler)
 
 
 class _StepModule(nn.Module):
@@ -157,6 +165,7 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
         restore_rng(state["rng"])
     net = _wrap(_StepModule(vae), device)
     plan, classes = job.plan(), torch.from_numpy(job.classes.vectors).to(device)
+    stats = job.scaler.torch_stats(device)
     modalities, gbatch = len(vae.names), cfg.train.batch_size
     for epoch in range(start, cfg.train.epochs):
         t0, weights = time.perf_counter(), warmup_weights(epoch, cfg.train)
@@ -166,7 +175,8 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
         for step, part in enumerate(prefetch(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world))):
             _maybe_fault(job, epoch, step, ctx.rank)
             eps = step_noise(cfg.seed, epoch, step, modalities, gbatch)[:, torch.from_numpy(part.positions)]
-            batch = {"image": torch.from_numpy(part.features).to(device, torch.float32),
+            image = job.scaler.transform_torch(torch.from_numpy(part.features).to(device), stats)
+            batch = {"image": image,
                      "class": classes[torch.from_numpy(part.labels).to(device)], "_eps": eps.to(device)}
             t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss)
             sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
@@ -180,7 +190,8 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
                         "rows": steps * gbatch, "seconds": round(time.perf_counter() - t0, 3)})
         state = {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                  "history": history, "rng": rng_states(), "model_config": job.model_cfg.model_dump(mode="json"),
-                 "config": cfg.model_dump(mode="json"), "wnids": job.classes.wnids}
+                 "config": cfg.model_dump(mode="json"), "wnids": job.classes.wnids,
+                 "scaler": job.scaler.to_extra()}
         ctx.save(state, fingerprint, {"epoch": epoch, "loss": mean[0]})
     return history
 
@@ -352,17 +363,37 @@ def _user_error(exc: BaseException) -> BaseException:
 
 
 def load_final_model(run_dir: str | Path) -> tuple[CadaVae, list[str], dict[str, Any]]:
-    """The model of a run's latest checkpoint, its training class ids and its history (for later stages)."""
+    """The model of a run's latest checkpoint, its training class ids and its state (for later stages).
+
+    A checkpoint without feature-scaler statistics (made before features were scaled) is refused:
+    encoding image features with it would silently feed unscaled inputs.
+    """
     from zsl_scale.dist_state import checkpoint_dirs
 
     found = checkpoint_dirs(Path(run_dir))
     if not found:
         raise DataError(f"no checkpoint under {run_dir}")
     state = torch.load(found[-1][1] / "state.pt", map_location="cpu", weights_only=False)
+    scaler_from_extra(state.get("scaler"), f"checkpoint {found[-1][1]}")
     vae = CadaVae(ModelConfig.model_validate(state["model_config"]))
     vae.load_state_dict(state["model"])
     vae.eval()
     return vae, state["wnids"], state
+
+
+def state_scaler(state: dict[str, Any]) -> FeatureScaler:
+    """The feature scaler of a checkpoint state returned by :func:`load_final_model`."""
+    return scaler_from_extra(state.get("scaler"), "checkpoint")
+
+
+def export_model(run_dir: str | Path, dest: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save a run's final model as a self-describing ``vae.pt`` (:func:`zsl_scale.train.save_model`) with
+    its feature-scaler statistics, for ``zsl-scale latents generate`` and the job's latents stage."""
+    from zsl_scale.train import save_model
+
+    vae, wnids, state = load_final_model(run_dir)
+    return save_model(dest, vae, {**(extra or {}), **state_scaler(state).to_extra(), "train_wnids": wnids,
+                                  "epochs": state["epoch"]})
 
 
 def gather_params(vae: CadaVae) -> np.ndarray:

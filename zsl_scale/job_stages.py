@@ -138,9 +138,8 @@ def _arrow_strings(values: list[str]):
 def run_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
     from zsl_scale.dist_config import DistJobConfig
-    from zsl_scale.distributed import fit_local, fit_ray, fit_spawn, load_final_model, prepare_job
+    from zsl_scale.distributed import export_model, fit_local, fit_ray, fit_spawn, prepare_job
     from zsl_scale.streaming import load_class_table, open_features
-    from zsl_scale.train import save_model
 
     cfg = _cfg(ctx, {"features", "runner", "job"})
     runner = cfg.get("runner", "local")
@@ -161,9 +160,8 @@ def run_train(ctx: StageContext) -> list[Path]:
         from zsl_scale.device import resolve_device
 
         fit_local(job, device=str(resolve_device(job_cfg.scale.device)))
-    vae, _, _ = load_final_model(ctx.out_dir / "vae")
-    save_model(ctx.out_dir / "vae.pt", vae, {"classifier": job_cfg.classifier.model_dump(mode="json"),
-                                              "train_features": str(feats)})
+    export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
+        "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
     return [ctx.out_dir / "vae.pt"]
 
 
@@ -172,10 +170,10 @@ def run_latents(ctx: StageContext) -> list[Path]:
     """μ latents of the test features, and the final softmax over train ∪ unseen classes."""
     import torch
 
-    from zsl_scale.classifier_scale import build_bank, train_classifier
+    from zsl_scale.classifier_scale import build_bank, save_classifier, train_classifier
     from zsl_scale.config import ClassifierConfig
     from zsl_scale.device import resolve_device
-    from zsl_scale.io import atomic_path
+    from zsl_scale.feature_scaling import scaler_from_extra
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.streaming import load_class_table, open_features
     from zsl_scale.train import load_model
@@ -198,11 +196,11 @@ def run_latents(ctx: StageContext) -> list[Path]:
     train = classes["train"]
     unseen = sorted((set(classes["heldout"]).union(*map(set, classes["splits"].values()))) - set(train))
     emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
-    bank = build_bank(vae, open_features(saved["train_features"]), emb, train, unseen, ccfg, seed=seed, device=dev)
+    scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
+    bank = build_bank(vae, open_features(saved["train_features"]), emb, train, unseen, ccfg, scaler, seed=seed,
+                      device=dev)
     linear, history = train_classifier(bank, ccfg, int(cfg["epochs"]), seed=seed, device=dev)
-    with atomic_path(ctx.out_dir / "classifier.pt") as tmp:
-        torch.save({"weight": linear.weight.detach().cpu(), "bias": linear.bias.detach().cpu(),
-                    "wnids": bank.wnids, "history": history, "epochs": int(cfg["epochs"])}, tmp)
+    save_classifier(ctx.out_dir / "classifier.pt", linear, bank.wnids, history, int(cfg["epochs"]))
     return [ctx.out_dir / "test" / "manifest.json", ctx.out_dir / "classifier.pt"]
 
 

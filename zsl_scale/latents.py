@@ -10,6 +10,11 @@ Three modes, one output contract (a shard folder, ``kind: latents``; columns ``i
   the class's images are cycled (like the authors' code), each repetition with fresh noise.
 * ``class_samples`` — ``n`` noisy latents per class from its class embedding (unseen-class training).
 
+Image features are min-max scaled with the statistics stored in the model checkpoint (fit on the
+VAE's training features, :mod:`zsl_scale.feature_scaling`) before they are encoded, exactly as in
+training; a checkpoint without them is refused for the two feature modes (``class_samples`` encodes
+class embeddings only and does not need them).
+
 Determinism: all randomness (row choice, ε) is drawn in the driver from ``seed`` and the wnid's hash,
 never from worker state, and every unit is encoded in fixed row chunks; so outputs are identical for
 any worker count, device placement or resume point. Noise follows the model's own parametrisation:
@@ -133,6 +138,9 @@ def _plan(
         manifest = read_feature_manifest(features)
         paths = shard_paths(features, manifest)
         _check_dim(cfg, "image", manifest["dim"], f"feature set {features}")
+        from zsl_scale.feature_scaling import load_model_scaler
+
+        load_model_scaler(model_path).check_dim(manifest["dim"], f"feature set {features}")
         header["source"] = {"kind": "features", "settings_sha256": manifest["settings_sha256"],
                             "shards_sha256": sha256_json([manifest["shards"][p.name]["sha256"] for p in paths])}
         if opts.per_class is None:
@@ -240,6 +248,11 @@ class LatentActor:
         torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.model, _ = load_model(model_path, self.device)
+        self.scaler = None
+        if class_embeddings is None:  # image features: scaled like the VAE's training features
+            from zsl_scale.feature_scaling import load_model_scaler
+
+            self.scaler = load_model_scaler(model_path)
         self.encode_batch = encode_batch
         self.classes = set(classes) if classes is not None else None
         self.table = None
@@ -255,6 +268,9 @@ class LatentActor:
         with torch.inference_mode():
             for i in range(0, len(x), self.encode_batch):
                 xb = torch.from_numpy(np.array(x[i : i + self.encode_batch], np.float32))  # writable copy
+                if name == "image":
+                    assert self.scaler is not None
+                    xb = self.scaler.transform_torch(xb)
                 mu, logvar = self.model.encode(name, xb.to(self.device))
                 if eps is not None:
                     e = torch.from_numpy(eps[i : i + self.encode_batch].astype(np.float32)).to(self.device)

@@ -32,7 +32,7 @@ def train(
 ) -> None:
     """Train the CADA-VAE data-parallel, with a checkpoint every epoch, losses.csv and loss_curve.png."""
     from zsl_scale.dist_config import load_job_config
-    from zsl_scale.distributed import fit_local, fit_ray, fit_spawn, load_job_inputs, prepare_job
+    from zsl_scale.distributed import export_model, fit_local, fit_ray, fit_spawn, load_job_inputs, prepare_job
     from zsl_scale.errors import ConfigError
     from zsl_scale.io import atomic_write_text
 
@@ -53,6 +53,8 @@ def train(
 
         run_dir = Path(cfg.scale.storage_path) / cfg.name
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        export_model(run_dir, run_dir / "vae.pt", {"classifier": cfg.classifier.model_dump(mode="json"),
+                                                   "train_features": str(cfg.data.features)})
     typer.echo(f"trained {summary['epochs']} epochs on {summary['rows']} rows, {summary['classes']} classes; "
                f"final loss {summary['final_loss']:.4f}; checkpoint {summary['checkpoint']}")
 
@@ -76,14 +78,11 @@ def classifier(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ) -> None:
     """Train the linear softmax over seen ∪ unseen classes on latents generated from the trained VAE."""
-    import torch
-
-    from zsl_scale.classifier_scale import build_bank, train_classifier
+    from zsl_scale.classifier_scale import build_bank, save_classifier, train_classifier
     from zsl_scale.config import ClassifierConfig
     from zsl_scale.device import resolve_device
-    from zsl_scale.distributed import load_final_model
+    from zsl_scale.distributed import load_final_model, state_scaler
     from zsl_scale.errors import ConfigError, DataError
-    from zsl_scale.io import atomic_path
     from zsl_scale.streaming import load_class_table, open_features
 
     if mode not in ("fixed", "dynamic"):
@@ -96,11 +95,10 @@ def classifier(
     unseen_ids = [w.strip() for w in unseen.read_text().splitlines() if w.strip()] if unseen else []
     cfg = ClassifierConfig.model_validate(state["config"].get("classifier", {}))
     dev = resolve_device(device)
-    bank = build_bank(vae, source, classes, seen, unseen_ids, cfg, seed=seed, device=dev)
+    bank = build_bank(vae, source, classes, seen, unseen_ids, cfg, state_scaler(state), seed=seed, device=dev)
     linear, history = train_classifier(bank, cfg, epochs, mode=mode, seed=seed, device=dev)  # type: ignore[arg-type]
     dest = out or run / "classifier.pt"
-    with atomic_path(dest) as tmp:
-        torch.save({"state_dict": linear.state_dict(), "wnids": bank.wnids, "history": history, "mode": mode}, tmp)
+    save_classifier(dest, linear, bank.wnids, history, epochs, mode=mode)
     typer.echo(f"classifier over {len(bank.wnids)} classes ({len(seen)} seen, {len(unseen_ids)} unseen), "
                f"{bank.num_samples} latents per epoch, final loss {history[-1]['loss']:.4f}: {dest}")
 
