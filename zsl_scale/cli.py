@@ -29,12 +29,25 @@ def _mount() -> None:
         importlib.import_module(f"zsl_scale.commands.{name}").register(app)
 
 
-_COMMAND_MODULES = ("core", "splits", "classes", "features", "latents", "distributed", "leaderboard", "jobs")
+_COMMAND_MODULES = ("core", "splits", "classes", "features", "latents", "distributed", "imagenet", "leaderboard",
+                    "jobs")
+# ``zsl-scale evaluate imagenet …`` reads as the small-benchmark ``evaluate`` applied to ImageNet; it is
+# the ``imagenet evaluate`` command (scoring splits needs other inputs than a small benchmark's protocol).
+_ALIASES = {("evaluate", "imagenet"): ["imagenet", "evaluate"]}
 _mount()
+
+
+def resolve_aliases(argv: list[str]) -> list[str]:
+    """Rewrite a command alias (:data:`_ALIASES`) at the start of ``argv`` to its command."""
+    for alias, target in _ALIASES.items():
+        if tuple(argv[: len(alias)]) == alias:
+            return [*target, *argv[len(alias):]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become ``error: …`` on stderr and exit code 2."""
+    argv = resolve_aliases(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv, standalone_mode=False)
     except ZslError as exc:
