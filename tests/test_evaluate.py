@@ -8,7 +8,8 @@ import torch
 
 from zsl_scale.config import load_config
 from zsl_scale.datasets import PACKAGED, Benchmark, load_bundle
-from zsl_scale.evaluate import MinMaxScaler, evaluate_setting, make_phase
+from zsl_scale.errors import DataError
+from zsl_scale.evaluate import MinMaxScaler, evaluate_setting, fold_classes, make_phase, validate
 from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy
 
 
@@ -46,6 +47,41 @@ def test_phases_keep_test_rows_out_of_validation(flo_dir) -> None:
     assert len(test.shot_rows) == 5 * 20
     assert not np.intersect1d(test.shot_rows, test.eval_unseen_rows).size
     assert len(test.eval_unseen_rows) == 1155 - 100
+
+
+def test_validation_folds_hold_out_disjoint_train_classes(flo_dir) -> None:
+    bench = load_bundle(PACKAGED["flo"])
+    cfg = load_config(overrides=["eval.val_folds=3"])
+    test_rows = np.concatenate([bench.splits["test_seen"], bench.splits["test_unseen"]])
+    test_unseen = bench.classes_of("test_unseen")
+    held = [set(make_phase(bench, "val", cfg, 0, seed=0, fold=f).unseen_classes.tolist()) for f in range(3)]
+    assert [len(h) for h in held] == [20, 20, 20]
+    assert not (held[0] & held[1]) and not (held[0] & held[2]) and not (held[1] & held[2])
+    for f in (1, 2):
+        phase = make_phase(bench, "val", cfg, 0, seed=0, fold=f)
+        assert set(phase.unseen_classes.tolist()) == set(fold_classes(bench, f, seed=0).tolist())
+        assert len(phase.seen_classes) == 62 and not set(phase.seen_classes.tolist()) & held[f]
+        assert not set(phase.seen_classes.tolist()) & set(test_unseen.tolist())
+        for rows in (phase.train_rows, phase.eval_seen_rows, phase.eval_unseen_rows):
+            assert not np.intersect1d(rows, test_rows).size
+    # 62 train classes hold 3 disjoint folds of 20 beside the benchmark's own `val` fold, not 4.
+    assert len(fold_classes(bench, 3, seed=0)) == 20
+    with pytest.raises(DataError, match="at most 4 validation folds"):
+        fold_classes(bench, 4, seed=0)
+
+
+def test_selection_maximises_the_mean_curve_over_folds() -> None:
+    bench = separable_benchmark(n_classes=9, per_class=10)
+    bench.splits["val"] = bench.splits["train"][bench.labels[bench.splits["train"]] == 5]
+    bench.splits["train"] = bench.splits["train"][bench.labels[bench.splits["train"]] < 5]
+    cfg = load_config(overrides=["train.epochs=2", "train.batch_size=8", "classifier.max_epochs=4",
+                                 "classifier.seen_samples=10", "classifier.unseen_samples=20", "eval.val_folds=3"])
+    sel = validate(bench, cfg, [0], torch.device("cpu"), log=lambda m: None)[0]
+    folds = sel["fold_curves"]
+    assert len(folds) == 3 and all(len(c["H"]) == 4 for c in folds)
+    mean_h = np.mean([c["H"] for c in folds], axis=0)
+    np.testing.assert_allclose(sel["val_curves"]["H"], mean_h)
+    assert sel["gzsl_epochs"] == int(np.argmax(mean_h)) + 1 and sel["val_H"] == pytest.approx(mean_h.max())
 
 
 def test_minmax_scaler_uses_training_statistics_only() -> None:

@@ -117,6 +117,9 @@ class EvalConfig(BaseModel):
     shots: list[int] = Field(default_factory=lambda: [0])
     seen_val_fraction: float = Field(default=0.2, gt=0, lt=1)
     validation: Literal["clean", "xlsa17"] = "clean"
+    # Class-level cross-validation: fold 0 holds out the benchmark's `val` classes; folds 1.. hold out other,
+    # disjoint sets of `train` classes of the same size. Epochs maximise the mean validation curve.
+    val_folds: int = Field(default=1, ge=1)
     # Reuse classifier epochs chosen on validation by an earlier run (its results folder), e.g. seed 0's
     # for seeds 1-4: hyper-parameters are chosen once on validation, then applied to every seed.
     selection_from: str | None = None

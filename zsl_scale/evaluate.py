@@ -52,8 +52,12 @@ class Phase:
     shot_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: int) -> Phase:
-    """Build the validation or test phase of ``bench`` (see module docstring)."""
+def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: int, fold: int = 0) -> Phase:
+    """Build the validation or test phase of ``bench`` (see module docstring).
+
+    ``fold`` > 0 (validation only) swaps the benchmark's ``val`` classes for another disjoint set of
+    ``train`` classes of the same size (:func:`fold_classes`): class-level cross-validation.
+    """
     rng = np.random.default_rng(seed)
     labels = bench.labels
     if name == "test":
@@ -61,6 +65,10 @@ def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: in
         eval_seen, eval_unseen = bench.splits["test_seen"], bench.splits["test_unseen"]
     elif name == "val":
         train, eval_unseen = bench.splits["train"], bench.splits["val"]
+        if fold > 0:
+            trainval = np.concatenate([train, eval_unseen])
+            held = np.isin(labels[trainval], fold_classes(bench, fold, seed))
+            train, eval_unseen = np.sort(trainval[~held]), np.sort(trainval[held])
         if cfg.eval.validation == "clean":
             test_rows = np.concatenate([bench.splits["test_seen"], bench.splits["test_unseen"]])
             train = np.setdiff1d(train, test_rows)
@@ -77,6 +85,22 @@ def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: in
         shot_rows = _pick_shots(eval_unseen, labels, shots, rng)
         eval_unseen = np.setdiff1d(eval_unseen, shot_rows)
     return Phase(name, np.sort(train), seen, unseen, np.sort(eval_seen), np.sort(eval_unseen), shot_rows)
+
+
+def fold_classes(bench: Benchmark, fold: int, seed: int) -> np.ndarray:
+    """Unseen classes of validation fold ``fold`` ≥ 1: a seeded draw of ``train`` classes, disjoint per fold.
+
+    Each fold holds out as many classes as the benchmark's ``val`` split. Folds are disjoint chunks of one
+    seeded permutation of the ``train`` classes, so there are at most ⌊#train / #val⌋ extra folds.
+    """
+    val_classes = np.unique(bench.labels[bench.splits["val"]])
+    train_classes = np.setdiff1d(np.unique(bench.labels[bench.splits["train"]]), val_classes)
+    n = len(val_classes)
+    if fold * n > len(train_classes):
+        raise DataError(f"{bench.name}: {len(train_classes)} train classes allow at most "
+                        f"{len(train_classes) // n + 1} validation folds of {n} classes, not {fold + 1}")
+    perm = np.random.default_rng([seed, 7919]).permutation(train_classes)
+    return np.sort(perm[(fold - 1) * n : fold * n])
 
 
 def _holdout(rows: np.ndarray, labels: np.ndarray, fraction: float, rng: np.random.Generator):
@@ -153,7 +177,7 @@ class _Data:
 
 
 def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
-                log: Log = print, progress: Progress | None = None) -> TrainedPhase:
+                log: Log = print, progress: Progress | None = None, label: str | None = None) -> TrainedPhase:
     """Fit the min-max scaler and train the VAE on the phase's training images only."""
     t0 = time.perf_counter()
     data = _Data(bench, None, device)
@@ -162,11 +186,13 @@ def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.de
     torch.manual_seed(seed)
     model = CadaVae(paper_config(x_tr.shape[1], data.emb.shape[1], **_model_kwargs(cfg))).to(device)
 
+    label = label or phase.name
+
     def on_vae_epoch(epoch: int, row: dict[str, float]) -> None:
         if progress is not None:
-            progress(phase.name, epoch + 1, cfg.train.epochs)
+            progress(label, epoch + 1, cfg.train.epochs)
         if epoch % 10 == 9 or epoch == cfg.train.epochs - 1:
-            log(f"[{phase.name}] VAE epoch {epoch + 1}/{cfg.train.epochs}  loss {row['loss']:.1f}  "
+            log(f"[{label}] VAE epoch {epoch + 1}/{cfg.train.epochs}  loss {row['loss']:.1f}  "
                 f"recon {row['recon']:.1f}  cross {row['cross']:.1f}  DA {row['distance']:.2f}")
 
     history = train_vae(model, x_tr, y_tr, data.emb, cfg.train, seed=seed, on_epoch=on_vae_epoch)
@@ -296,6 +322,41 @@ class SettingResult:
 Selector = Callable[[str], dict[str, Any] | None]
 
 
+def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: torch.device, log: Log = print,
+             progress: Progress | None = None) -> dict[int, dict[str, Any]]:
+    """Choose GZSL and ZSL classifier epochs per shot count on the validation fold(s).
+
+    Every fold trains its own VAE on its seen classes and scores each epoch of the classifiers on its
+    held-out seen images and unseen classes; the chosen epoch maximises the curve averaged over folds.
+    Averaging over several unseen-class sets keeps one hard (or easy) set of validation classes from
+    pulling the choice towards too few (or too many) epochs.
+    """
+    seed, folds = cfg.seed, cfg.eval.val_folds
+    curves: dict[int, list[dict[str, list[float]]]] = {k: [] for k in shots_list}
+    seconds = 0.0
+    for fold in range(folds):
+        name = "val" if folds == 1 else f"val{fold}"
+        trained = train_phase(bench, make_phase(bench, "val", cfg, 0, seed, fold), cfg, device, seed, log, progress,
+                              label=name)
+        seconds += trained.seconds
+        for k in shots_list:
+            val = classify_phase(bench, trained, make_phase(bench, "val", cfg, k, seed, fold), cfg, device, seed)
+            curves[k].append(val.curves)
+            seconds += val.seconds
+    out = {}
+    for k in shots_list:
+        mean = {key: np.mean([c[key] for c in curves[k]], axis=0).tolist() for key in curves[k][0]}
+        g_ep, z_ep = best_epoch(mean["H"]), best_epoch(mean["zsl"])
+        out[k] = {"gzsl_epochs": g_ep, "zsl_epochs": z_ep, "source": "validation", "val_folds": folds,
+                  "val_curves": mean, "val_H": mean["H"][g_ep - 1], "val_zsl": mean["zsl"][z_ep - 1],
+                  "val_seconds": round(seconds, 1)}
+        if folds > 1:
+            out[k]["fold_curves"] = curves[k]
+        log(f"[{setting_name(k)}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
+            f"(val H {100 * out[k]['val_H']:.1f}, val ZSL {100 * out[k]['val_zsl']:.1f})")
+    return out
+
+
 def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
                       progress: Progress | None = None, selector: Selector | None = None,
                       on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None,
@@ -319,16 +380,9 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
             selections[k] = prev
     todo = [k for k in shots_list if k not in selections]
     if todo:
-        log(f"validation phase: choosing classifier epochs for {[setting_name(k) for k in todo]}")
-        trained = train_phase(bench, make_phase(bench, "val", cfg, 0, seed), cfg, device, seed, log, progress)
-        for k in todo:
-            val = classify_phase(bench, trained, make_phase(bench, "val", cfg, k, seed), cfg, device, seed)
-            g_ep, z_ep = best_epoch(val.curves["H"]), best_epoch(val.curves["zsl"])
-            selections[k] = {"gzsl_epochs": g_ep, "zsl_epochs": z_ep, "source": "validation", "val_curves": val.curves,
-                             "val_H": val.curves["H"][g_ep - 1], "val_zsl": val.curves["zsl"][z_ep - 1],
-                             "val_seconds": round(trained.seconds + val.seconds, 1)}
-            log(f"[{setting_name(k)}] chose {g_ep} GZSL / {z_ep} ZSL classifier epochs "
-                f"(val H {100 * selections[k]['val_H']:.1f}, val ZSL {100 * selections[k]['val_zsl']:.1f})")
+        log(f"validation phase: choosing classifier epochs for {[setting_name(k) for k in todo]}"
+            f" over {cfg.eval.val_folds} class fold(s)")
+        selections.update(validate(bench, cfg, todo, device, log, progress))
         if on_selection is not None:
             on_selection({setting_name(k): selections[k] for k in todo})
     log("test phase: retraining the VAE on trainval")
