@@ -48,7 +48,8 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: 
     method = METHOD_NAMES[cfg.train.variant]
 
     def save_selection(chosen: dict) -> None:
-        picked = {k: {f: v[f] for f in ("gzsl_epochs", "zsl_epochs", "val_H", "val_zsl")} for k, v in chosen.items()}
+        picked = {k: {f: v[f] for f in ("gzsl_epochs", "zsl_epochs", "val_H", "val_zsl", "val_folds")}
+                  for k, v in chosen.items()}
         atomic_write_json(out / "selection.json", {"dataset": bench.name, "method": method, "seed": cfg.seed,
                                                    "protocol": cfg.eval.validation, "settings": picked})
 
