@@ -89,7 +89,11 @@ def evaluate(
     shots: str | None = typer.Option(None, help="Comma-separated shot counts: 0 = GZSL/ZSL, k = GFSL-k."),
     model: Path | None = typer.Option(None, "--model", "-m", help="Trainval VAE from `zsl-scale train` to use."),
 ) -> None:
-    """Full protocol on a small benchmark: choose epochs on validation, retrain on trainval, test once."""
+    """Full protocol on a small benchmark: choose epochs on validation, retrain on trainval, test once.
+
+    ImageNet-21K splits: `zsl-scale evaluate imagenet --run RUN_DIR --splits 2H,3H` (the same as
+    `zsl-scale imagenet evaluate`; see its --help).
+    """
     extra = list(overrides)
     if variant:
         extra.append(f"train.variant={variant}")
