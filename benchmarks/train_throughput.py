@@ -22,7 +22,7 @@ from torch import nn
 
 from zsl_scale.config import TrainConfig
 from zsl_scale.datasets import PACKAGED, load_bundle
-from zsl_scale.evaluate import MinMaxScaler
+from zsl_scale.feature_scaling import FeatureScaler
 from zsl_scale.model import CadaVae, paper_config
 from zsl_scale.train import train_vae
 
@@ -134,7 +134,7 @@ def main() -> None:
     bench = load_bundle(PACKAGED["flo"])
     rows = torch.as_tensor(bench.splits["trainval"])
     feats = torch.as_tensor(bench.features, dtype=torch.float32)[rows]
-    x = MinMaxScaler.fit(feats)(feats)
+    x = FeatureScaler.fit(feats)(feats)
     y = torch.as_tensor(bench.labels)[rows]
     att = torch.as_tensor(bench.class_embeddings)
     base, ours = [], []

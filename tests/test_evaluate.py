@@ -9,7 +9,8 @@ import torch
 from zsl_scale.config import load_config
 from zsl_scale.datasets import PACKAGED, Benchmark, load_bundle
 from zsl_scale.errors import DataError
-from zsl_scale.evaluate import MinMaxScaler, evaluate_setting, fold_classes, make_phase, validate
+from zsl_scale.evaluate import evaluate_setting, fold_classes, make_phase, validate
+from zsl_scale.feature_scaling import FeatureScaler
 from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy
 
 
@@ -86,7 +87,7 @@ def test_selection_maximises_the_mean_curve_over_folds() -> None:
 
 def test_minmax_scaler_uses_training_statistics_only() -> None:
     train = torch.tensor([[0.0, 10.0], [2.0, 10.0]])
-    scaler = MinMaxScaler.fit(train)
+    scaler = FeatureScaler.fit(train)
     torch.testing.assert_close(scaler(torch.tensor([[1.0, 10.0], [4.0, 12.0]])),
                                torch.tensor([[0.5, 0.0], [2.0, 2.0]]))  # constant dim: span 1, no clipping
 
@@ -105,7 +106,7 @@ def test_same_seed_same_h_on_cpu() -> None:
 def linear_map_baseline(bench: Benchmark) -> dict[str, float]:
     """An honest baseline: ridge map class embedding → mean feature, nearest prototype (cosine) over all classes."""
     tr = bench.splits["trainval"]
-    scaler = MinMaxScaler.fit(torch.as_tensor(bench.features[tr], dtype=torch.float32))
+    scaler = FeatureScaler.fit(torch.as_tensor(bench.features[tr], dtype=torch.float32))
     x = scaler(torch.as_tensor(bench.features, dtype=torch.float32)).numpy().astype(np.float64)
     seen = bench.classes_of("trainval")
     means = np.stack([x[tr][bench.labels[tr] == c].mean(0) for c in seen])

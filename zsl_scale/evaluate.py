@@ -31,6 +31,7 @@ from zsl_scale.classifier import encode, fit_linear_softmax, predict, sample_per
 from zsl_scale.config import RunConfig
 from zsl_scale.datasets import Benchmark
 from zsl_scale.errors import DataError
+from zsl_scale.feature_scaling import MIN_KEY, FeatureScaler, scaler_from_extra
 from zsl_scale.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
 from zsl_scale.model import CadaVae, paper_config
 from zsl_scale.train import load_model, save_model, train_vae
@@ -124,28 +125,11 @@ def _pick_shots(rows: np.ndarray, labels: np.ndarray, shots: int, rng: np.random
 
 
 @dataclass
-class MinMaxScaler:
-    """x' = (x − min) / (max − min), per dimension, with statistics from training rows only."""
-
-    lo: torch.Tensor
-    scale: torch.Tensor
-
-    @classmethod
-    def fit(cls, x: torch.Tensor) -> MinMaxScaler:
-        lo, hi = x.min(dim=0).values, x.max(dim=0).values
-        span = hi - lo
-        return cls(lo, torch.where(span > 0, span, torch.ones_like(span)))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.lo) / self.scale
-
-
-@dataclass
 class TrainedPhase:
     """A VAE trained on one phase's training images, with the phase's scaled data on the device."""
 
     model: CadaVae
-    scaler: MinMaxScaler
+    scaler: FeatureScaler
     history: list[dict[str, float]]
     seconds: float
 
@@ -164,7 +148,7 @@ class PhaseOutcome:
 class _Data:
     """Benchmark tensors, scaled with a phase's training statistics and moved to the device on demand."""
 
-    def __init__(self, bench: Benchmark, scaler: MinMaxScaler | None, device: torch.device) -> None:
+    def __init__(self, bench: Benchmark, scaler: FeatureScaler | None, device: torch.device) -> None:
         self.feats = torch.as_tensor(bench.features, dtype=torch.float32)
         self.labels = torch.as_tensor(bench.labels, dtype=torch.long)
         self.emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
@@ -181,7 +165,7 @@ def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.de
     """Fit the min-max scaler and train the VAE on the phase's training images only."""
     t0 = time.perf_counter()
     data = _Data(bench, None, device)
-    data.scaler = MinMaxScaler.fit(data.feats[torch.as_tensor(phase.train_rows)])
+    data.scaler = FeatureScaler.fit(data.feats[torch.as_tensor(phase.train_rows)])
     x_tr, y_tr = data.rows(phase.train_rows)
     torch.manual_seed(seed)
     model = CadaVae(paper_config(x_tr.shape[1], data.emb.shape[1], **_model_kwargs(cfg))).to(device)
@@ -203,7 +187,7 @@ def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench:
     """Checkpoint a phase's VAE with everything needed to evaluate it later: scaler, config, history."""
     return save_model(path, trained.model, extra={
         "benchmark": bench.name, "seed": cfg.seed, "train_config": cfg.train.model_dump(mode="json"),
-        "scaler_min": trained.scaler.lo.tolist(), "scaler_scale": trained.scaler.scale.tolist(),
+        **trained.scaler.to_extra(),
         "history": trained.history, "seconds": trained.seconds})
 
 
@@ -211,14 +195,14 @@ def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: tor
     """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
     model, _ = load_model(path, device)
     extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
-    if "scaler_min" not in extra:
+    if MIN_KEY not in extra:
         raise DataError(f"{path}: not a trainval checkpoint from `zsl-scale train` (no scaler statistics)")
     if extra.get("benchmark") != bench.name or extra.get("seed") != cfg.seed:
         raise DataError(f"{path} was trained on {extra.get('benchmark')} with seed {extra.get('seed')}, "
                         f"not {bench.name} with seed {cfg.seed}")
     if extra.get("train_config") != cfg.train.model_dump(mode="json"):
         raise DataError(f"{path} was trained with other training settings than this run's config")
-    scaler = MinMaxScaler(torch.tensor(extra["scaler_min"]), torch.tensor(extra["scaler_scale"]))
+    scaler = scaler_from_extra(extra, str(path))
     return TrainedPhase(model, scaler, extra.get("history", []), float(extra.get("seconds", 0.0)))
 
 

@@ -1,9 +1,8 @@
 """Min-max scaling of image features for the ImageNet (streaming) path, fit on training shards only.
 
 DESIGN §1: features are min-max scaled per dimension with statistics of the *training* split only (the
-authors' early code fit a scaler on each test split — a leak). The small-benchmark path has its own
-in-memory scaler (:class:`zsl_scale.evaluate.MinMaxScaler`); this module is the same formula for data
-that never fits in memory:
+authors' early code fit a scaler on each test split — a leak). The small-benchmark path fits the same
+class in memory (:meth:`FeatureScaler.fit`); the streaming path fits it over shards:
 
     x' = (x − min) / (max − min)          (a constant dimension, max = min, is divided by 1)
 
@@ -68,6 +67,16 @@ class FeatureScaler:
     def from_min_max(cls, lo: np.ndarray, hi: np.ndarray, rows: int = 0) -> FeatureScaler:
         span = np.asarray(hi, np.float32) - np.asarray(lo, np.float32)
         return cls(lo, np.where(span > 0, span, np.float32(1.0)), rows)
+
+    @classmethod
+    def fit(cls, x: Any) -> FeatureScaler:
+        """Statistics of the rows of an in-memory ``[n, D]`` array or tensor (the small benchmarks)."""
+        x = np.asarray(x.cpu() if hasattr(x, "cpu") else x, dtype=np.float32)
+        return cls.from_min_max(x.min(axis=0), x.max(axis=0), int(x.shape[0]))
+
+    def __call__(self, x: Any) -> Any:
+        """:meth:`transform_torch` for a tensor, :meth:`transform` for anything else."""
+        return self.transform_torch(x) if hasattr(x, "device") else self.transform(x)
 
     def check_dim(self, dim: int, what: str) -> None:
         """A :class:`DataError` when ``what`` has another feature width than the statistics."""
