@@ -109,3 +109,17 @@ def test_train_then_evaluate_model_equals_one_shot_evaluate(tmp_path) -> None:
     # A checkpoint trained with another seed is refused.
     assert run_cli(["evaluate", bench, "--out", str(tmp_path / "bad"), "--seed", "3",
                     "--model", str(tmp_path / "t" / "model.pt"), *FAST]) == 2
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--bogus"], "No such option: --bogus"),
+    (["evaluat", "flo"], "Did you mean 'evaluate'?"),
+    (["leaderboard"], "Missing argument"),
+    (["evaluate", "imagenet", "--bogus"], "No such option: --bogus"),
+    (["splits", "show", "--bogus"], "No such option: --bogus"),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, argv: list[str], message: str) -> None:
+    """Under the typer a fresh install resolves (0.29 vendors click as ``typer._click``): no traceback."""
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0] and "--help" in err[0], err

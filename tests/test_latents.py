@@ -145,6 +145,13 @@ def test_class_samples_are_keyed_by_wnid_and_resume_after_a_lost_shard(tmp_path,
     mask = np.array(full.column("wnid").to_pylist()) == "n00000003"
     np.testing.assert_array_equal(vectors(t_sub.column("latent")), vectors(full.column("latent"))[mask])
 
+    # re-sharded (one class per shard): every class's rows are bitwise the same
+    resharded = tmp_path / "resharded"
+    generate_latents(model_path, resharded, LatentOptions(per_class=5, seed=3, shard_rows=5),
+                     class_embeddings=class_file)
+    assert read_latent_manifest(resharded)["num_shards"] == len(COUNTS)
+    np.testing.assert_array_equal(vectors(_table(resharded).column("latent")), vectors(full.column("latent")))
+
     # lose a shard (and leave a temp file as a killed run would): the re-run rewrites just that one
     before = _hashes(out)
     (out / "part-00001.parquet").unlink()
@@ -212,3 +219,37 @@ def test_features_are_scaled_with_the_models_statistics_and_a_model_without_them
     assert not (tmp_path / "xNone").exists()
     s = generate_latents(bare, tmp_path / "cls", LatentOptions(per_class=2, workers=1), class_embeddings=class_file)
     assert s.rows == 2 * len(COUNTS)  # class embeddings alone need no image statistics
+
+
+WIDE_CLASSES = [f"n{i:08d}" for i in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A model and class table wide enough that MKL picks other GEMM kernels for other batch shapes."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(latent_dim=64, modalities=[
+        ModalitySpec(name="image", input_dim=D, encoder_hidden=[16], decoder_hidden=[16]),
+        ModalitySpec(name="class", input_dim=300, encoder_hidden=[517], decoder_hidden=[16]),
+    ])
+    root = tmp_path_factory.mktemp("wide")
+    path = save_model(root / "vae.pt", CadaVae(cfg).eval(), SCALER.to_extra())
+    vec = np.random.default_rng(5).normal(size=(len(WIDE_CLASSES), 300)).astype(np.float32)
+    pq.write_table(pa.table({"wnid": WIDE_CLASSES, "embedding": vector_array(vec)}), root / "classes.parquet")
+    return path, root / "classes.parquet"
+
+
+def test_class_latents_do_not_depend_on_batch_composition(tmp_path, wide_model, ray_session):
+    """Subsets and re-sharded runs give bitwise the same rows: compared as shard sha256 values."""
+    path, classes = wide_model
+    full, one = tmp_path / "full", tmp_path / "one"
+    generate_latents(path, full, LatentOptions(per_class=7, seed=0, shard_rows=7 * 40), class_embeddings=classes)
+    generate_latents(path, one, LatentOptions(per_class=7, seed=0, shard_rows=7), class_embeddings=classes)
+    t_full, t_one = _table(full), _table(one)
+    assert read_latent_manifest(one)["num_shards"] == 40
+    np.testing.assert_array_equal(vectors(t_one.column("latent")), vectors(t_full.column("latent")))
+    for i, w in enumerate(WIDE_CLASSES[:5]):  # a one-class shard hashes like a one-class subset run
+        sub = tmp_path / w
+        generate_latents(path, sub, LatentOptions(per_class=7, seed=0, shard_rows=7, classes=(w,)),
+                         class_embeddings=classes)
+        assert _hashes(sub)["part-00000.parquet"] == _hashes(one)[f"part-{i:05d}.parquet"]

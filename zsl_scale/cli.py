@@ -6,6 +6,8 @@ and turns :class:`~zsl_scale.errors.ZslError` into one clear line and exit code 
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 
 import typer
@@ -45,12 +47,38 @@ def resolve_aliases(argv: list[str]) -> list[str]:
     return argv
 
 
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """Click's exception classes: typer ≥ 0.24 vendors its own click (``typer._click``), older typer uses click."""
+    types: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            types.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(types)
+
+
+def _usage_line(exc: BaseException) -> str:
+    """One line for a usage error: click's message, its did-you-mean, and where to get help."""
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        return f"error: {message} (see '{ctx.command_path} --help')"
+    return f"error: {message}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become ``error: …`` on stderr and exit code 2."""
+    """Console-script entry point: user errors become one ``error: …`` line on stderr and exit code 2.
+
+    ``ZSL_SCALE_DEBUG=1`` re-raises instead, for developers who want the traceback.
+    """
     argv = resolve_aliases(list(sys.argv[1:] if argv is None else argv))
+    debug = os.environ.get("ZSL_SCALE_DEBUG", "") not in ("", "0")
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False, prog_name="zsl-scale")
     except ZslError as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
@@ -58,10 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _usage_error_types() as exc:  # unknown option or command, missing argument, bad value
+        if debug:
+            raise
+        print(_usage_line(exc), file=sys.stderr)
+        sys.exit(2)

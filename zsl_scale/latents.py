@@ -15,9 +15,14 @@ VAE's training features, :mod:`zsl_scale.feature_scaling`) before they are encod
 training; a checkpoint without them is refused for the two feature modes (``class_samples`` encodes
 class embeddings only and does not need them).
 
-Determinism: all randomness (row choice, ε) is drawn in the driver from ``seed`` and the wnid's hash,
-never from worker state, and every unit is encoded in fixed row chunks; so outputs are identical for
-any worker count, device placement or resume point. Noise follows the model's own parametrisation:
+Determinism, by construction rather than by hoping two batch shapes round alike: all randomness (row
+choice, ε) is drawn in the driver from ``seed`` and the wnid's hash, never from worker state; and every
+encoder call sees a batch fixed by the data alone — a class's own rows (``image_samples``), a class's own
+embedding (``class_samples``) or a feature shard's rows in ``encode_batch`` chunks from its first row
+(``mu``; ``--classes`` filters after encoding). A GEMM's rounding can depend on the batch's shape (MKL
+picks other kernels for other M), so a class's latents must never depend on which classes share its
+batch: then a subset, a re-sharded run or a re-generated lost shard is bitwise identical to a full run
+on the same machine, for any worker count or resume point. Noise follows the model's own parametrisation:
 z = μ + σ(logvar)·ε with one scalar ε per sample (:meth:`CadaVae.std`).
 """
 
@@ -288,10 +293,10 @@ class LatentActor:
 
     def _mu(self, unit: dict[str, Any]) -> pa.Table:
         t = pq.read_table(unit["path"], columns=["image_id", "wnid", "feature"])
+        z = self._encode("image", vectors(t.column("feature")), None)  # whole shard: batches fixed by the shard
         if self.classes is not None:
-            keep = [w in self.classes for w in t.column("wnid").to_pylist()]
-            t = t.filter(pa.array(keep, pa.bool_()))
-        z = self._encode("image", vectors(t.column("feature")), None)
+            keep = np.array([w in self.classes for w in t.column("wnid").to_pylist()], dtype=bool)
+            t, z = t.filter(pa.array(keep, pa.bool_())), z[keep]
         return _table(t.column("image_id"), t.column("image_id"), t.column("wnid"), z)
 
     def _image_samples(self, unit: dict[str, Any]) -> pa.Table:
@@ -314,20 +319,28 @@ class LatentActor:
             for p, image_id in zip(pos.tolist(), t.column("image_id").to_pylist(), strict=True):
                 src[p] = image_id
         assert feats is not None
-        z = self._encode("image", feats, np.asarray(eps))
-        return _table(ids, src, wnids, z)
+        eps_all, z, start = np.asarray(eps), [], 0
+        for _, rows, _ in unit["items"]:  # one encoder call per class: its batch never depends on the others
+            z.append(self._encode("image", feats[start : start + len(rows)], eps_all[start : start + len(rows)]))
+            start += len(rows)
+        return _table(ids, src, wnids, np.concatenate(z))
 
     def _class_samples(self, unit: dict[str, Any]) -> pa.Table:
         assert self.table is not None
+        import torch
+
         index = {w: i for i, w in enumerate(self.table.wnids)}
-        ids, wnids, rows, eps = [], [], [], []
-        for w, e in unit["items"]:
-            ids += [f"{w}#{k:05d}" for k in range(len(e))]
-            wnids += [w] * len(e)
-            rows += [index[w]] * len(e)
-            eps += e
-        z = self._encode("class", self.table.vectors[rows], np.asarray(eps))
-        return _table(ids, wnids, wnids, z)
+        ids, wnids, z = [], [], []
+        with torch.inference_mode():
+            for w, e in unit["items"]:
+                ids += [f"{w}#{k:05d}" for k in range(len(e))]
+                wnids += [w] * len(e)
+                # each class embedding is encoded alone ([1, D]), so its latents never depend on its neighbours
+                x = torch.from_numpy(np.array(self.table.vectors[index[w] : index[w] + 1], np.float32))
+                mu, logvar = self.model.encode("class", x.to(self.device))
+                eps = torch.from_numpy(np.asarray(e, np.float32)).to(self.device)
+                z.append((mu + self.model.std(logvar) * eps[:, None]).float().cpu().numpy())
+        return _table(ids, wnids, wnids, np.concatenate(z))
 
 
 def _table(ids: Any, src: Any, wnids: Any, z: np.ndarray) -> pa.Table:
