@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zsl_scale.config import ModelSettings, TrainConfig
-from zsl_scale.dist_config import DistJobConfig
-from zsl_scale.distributed import fit_spawn, prepare_job
-from zsl_scale.streaming import StreamPlan, iter_worker_batches, load_class_table, open_features
-from zsl_scale.synthetic import write_synthetic
+from zsl_scale.core.config import ModelSettings, TrainConfig
+from zsl_scale.datasets.synthetic import write_synthetic
+from zsl_scale.distributed.config import DistJobConfig
+from zsl_scale.distributed.streaming import StreamPlan, iter_worker_batches, load_class_table, open_features
+from zsl_scale.distributed.trainer import fit_spawn, prepare_job
 
 
 def epoch_seconds(root: Path, feats: Path, emb: Path, workers: int, epochs: int) -> float:

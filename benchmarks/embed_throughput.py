@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from zsl_scale.classes import imagenet_classes
-from zsl_scale.embeddings import class_text, resolve_text_model, sentence_encoder
+from zsl_scale.embeddings.embed import class_text, resolve_text_model, sentence_encoder
+from zsl_scale.imagenet.classes import imagenet_classes
 
 
 def main() -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zsl_scale.backbones import get_backbone
-from zsl_scale.feature_inputs import list_images, load_image
-from zsl_scale.features import ExtractOptions, extract_features
-from zsl_scale.paths import shared_data_dir
+from zsl_scale.core.paths import shared_data_dir
+from zsl_scale.features.backbones import get_backbone
+from zsl_scale.features.extract import ExtractOptions, extract_features
+from zsl_scale.features.inputs import list_images, load_image
 
 
 def plain_loop(source: Path, limit: int | None, backbone: str, batch_size: int, threads: int) -> tuple[int, float]:

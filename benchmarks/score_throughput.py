@@ -44,7 +44,7 @@ def _scorers(threads: int) -> dict:
     weight = np.random.default_rng(0).standard_normal((CLASSES, DIM), dtype=np.float32)
     import faiss
 
-    from zsl_scale.score import Scorer, prototype_table
+    from zsl_scale.scoring.score import Scorer, prototype_table
 
     faiss.omp_set_num_threads(threads)
     index = faiss.IndexFlatIP(DIM)

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 CLI = [sys.executable, "-c", "from zsl_scale.cli import main; main()"]
-LOAD = [sys.executable, "-c", "import time; t=time.perf_counter(); from zsl_scale.hierarchy import load_hierarchy; "
+LOAD = [sys.executable, "-c", "import time; t=time.perf_counter(); "
+        "from zsl_scale.imagenet.hierarchy import load_hierarchy; "
         "h=load_hierarchy(); print(f'{time.perf_counter()-t:.3f}')"]
 
 

@@ -4,7 +4,7 @@ Baseline, measured in the same run: the same model trained as the authors' publi
 PyTorch, encoders/decoders held as separate modules with separate μ / logvar heads, one
 ``randperm``-indexed batch of 50 per step, warm-up weights rebuilt as tensors every step, separate
 decoder calls for reconstruction and cross-reconstruction, ``torch.optim.Adam(amsgrad=True)`` with its
-default (for-loop) implementation. Ours: ``zsl_scale.train.train_vae`` (fused heads, one decoder call per
+default (for-loop) implementation. Ours: ``zsl_scale.method.train.train_vae`` (fused heads, one decoder call per
 modality over stacked latents, fused Adam). Same batch size, same loss, same learning rate.
 
 Usage: ``python benchmarks/train_throughput.py [--steps 150] [--repeats 3] [--threads 2]``
@@ -20,11 +20,11 @@ import time
 import torch
 from torch import nn
 
-from zsl_scale.config import TrainConfig
-from zsl_scale.datasets import PACKAGED, load_bundle
-from zsl_scale.feature_scaling import FeatureScaler
-from zsl_scale.model import CadaVae, paper_config
-from zsl_scale.train import train_vae
+from zsl_scale.core.config import TrainConfig
+from zsl_scale.datasets.bundle import PACKAGED, load_bundle
+from zsl_scale.method.model import CadaVae, paper_config
+from zsl_scale.method.scaling import FeatureScaler
+from zsl_scale.method.train import train_vae
 
 
 class AuthorsEncoder(nn.Module):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from zsl_scale.errors import DataError
-from zsl_scale.paths import shared_data_dir
+from zsl_scale.core.errors import DataError
+from zsl_scale.core.paths import shared_data_dir
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -72,8 +72,7 @@ def run_cli(args: list[str]) -> int:
 @pytest.fixture(scope="session")
 def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache dir holding the WordNet graph, extracted once per test run (10-90 s); skip/fail without WordNet."""
-    from zsl_scale import hierarchy
-
+    from zsl_scale.imagenet import hierarchy as hierarchy
     root = tmp_path_factory.getbasetemp() / "zsl-graph-cache"
     old = os.environ.get("ZSL_SCALE_CACHE")
     os.environ["ZSL_SCALE_CACHE"] = str(root)

@@ -1,0 +1,69 @@
+"""Shard store: atomic shards + manifest, resume bookkeeping, settings guard, streaming reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from zsl_scale.core.errors import DataError
+from zsl_scale.core.shards import ShardStore, iter_batches, read_manifest, shard_name, vector_array, vectors
+
+
+def _table(start: int, n: int, dtype=np.float16) -> pa.Table:
+    x = np.arange(start * 3, (start + n) * 3, dtype=dtype).reshape(n, 3)
+    return pa.table({"image_id": [f"n1/{i}" for i in range(start, start + n)], "wnid": ["n1"] * n,
+                     "feature": vector_array(x)})
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_vectors_round_trip_keeps_dtype_and_handles_slices(dtype):
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype(dtype)
+    arr = vector_array(x)
+    assert arr.type == pa.list_(pa.from_numpy_dtype(dtype), 4)
+    np.testing.assert_array_equal(vectors(arr), x)
+    np.testing.assert_array_equal(vectors(arr.slice(3, 4)), x[3:7])
+    np.testing.assert_array_equal(vectors(pa.chunked_array([arr.slice(0, 2), arr.slice(2)])), x)
+
+
+def test_store_resumes_verifies_hashes_and_guards_settings(tmp_path: Path):
+    out = tmp_path / "s"
+    store = ShardStore(out, "features", {"dim": 3}, 3).open()
+    assert store.pending() == [0, 1, 2]
+    store.write_shard(0, _table(0, 4), {})
+    store.write_shard(2, _table(8, 2), {})
+    again = ShardStore(out, "features", {"dim": 3}, 3).open()
+    assert again.pending() == [1]
+    (out / shard_name(2)).write_bytes(b"damaged")  # a damaged shard is recomputed
+    assert again.pending() == [1, 2]
+    with pytest.raises(DataError, match="different settings"):
+        ShardStore(out, "features", {"dim": 4}, 3).open()
+    with pytest.raises(DataError, match="2 shards missing"):
+        again.finish({})
+    again.write_shard(1, _table(4, 4), {})
+    again.write_shard(2, _table(8, 2), {})
+    m = again.finish({"rows": 10})
+    assert m["complete"] and read_manifest(out, "features")["rows"] == 10
+    batches = list(iter_batches(out, ["image_id"], batch_rows=3))
+    assert max(b.num_rows for b in batches) == 3
+    assert [i for b in batches for i in b.column(0).to_pylist()] == [f"n1/{i}" for i in range(10)]
+
+
+def test_overwrite_drops_shards_beyond_the_new_plan(tmp_path: Path):
+    out = tmp_path / "s"
+    store = ShardStore(out, "latents", {"a": 1}, 3).open()
+    for i in range(3):
+        store.write_shard(i, _table(i, 1), {})
+    ShardStore(out, "latents", {"a": 2}, 1).open(overwrite=True)
+    assert sorted(p.name for p in out.glob("part-*")) == [shard_name(0), shard_name(1), shard_name(2)][:1]
+
+
+def test_incomplete_or_foreign_folders_are_refused(tmp_path: Path):
+    store = ShardStore(tmp_path, "features", {}, 2).open()
+    store.write_shard(0, _table(0, 1), {})
+    with pytest.raises(DataError, match="incomplete"):
+        list(iter_batches(tmp_path))
+    with pytest.raises(DataError, match="expected 'latents'"):
+        read_manifest(tmp_path, "latents")

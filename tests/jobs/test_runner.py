@@ -1,0 +1,196 @@
+"""Job runner: order, skip when up to date, re-run on config change (and downstream), resume, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zsl_scale.cli import main
+from zsl_scale.core.errors import ConfigError
+from zsl_scale.jobs import JobSpec, load_job, register_stage, run_job, runner
+from zsl_scale.jobs import registry as jobs
+
+CALLS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def fake_stages(monkeypatch):
+    """Replace the registry with fake splits/train/score stages that write small files."""
+    monkeypatch.setattr(jobs, "_REGISTRY", {})
+    CALLS.clear()
+
+    @register_stage("splits")
+    def _splits(ctx):
+        CALLS.append(ctx.spec.name)
+        out = ctx.out_dir / "classes.txt"
+        out.write_text("\n".join(f"c{i}" for i in range(ctx.config.get("n", 3))))
+        return [out]
+
+    @register_stage("train")
+    def _train(ctx):
+        CALLS.append(ctx.spec.name)
+        classes = ctx.path("@splits/classes.txt").read_text().split()
+        (ctx.out_dir / "partial").touch()
+        if ctx.config.get("fail"):
+            raise RuntimeError("simulated crash")
+        out = ctx.out_dir / "model.txt"
+        out.write_text(f"{len(classes)} classes, lr {ctx.config.get('lr')}")
+        return [out]
+
+    @register_stage("score")
+    def _score(ctx):
+        CALLS.append(ctx.spec.name)
+        model = Path(ctx.upstream_of_kind("train")["out_dir"]) / "model.txt"
+        out = ctx.out_dir / "result.json"
+        out.write_text(f'{{"model": "{model.read_text()}"}}')
+        return [out]
+
+
+def make_job(**cfg) -> JobSpec:
+    return JobSpec.model_validate({"name": "t", "workdir": "w", "stages": [
+        {"name": "splits", "config": {"n": cfg.get("n", 3)}},
+        {"name": "train", "config": {"lr": cfg.get("lr", 0.1), "fail": cfg.get("fail", False)}},
+        {"name": "score", "config": {}}]})
+
+
+def actions(outcome) -> list[str]:
+    return [p.action for p in outcome.plans]
+
+
+def test_skip_and_rerun_downstream(tmp_path: Path) -> None:
+    log = []
+    out = run_job(make_job(), tmp_path, log=log.append)
+    assert actions(out) == ["run", "run", "run"] and CALLS == ["splits", "train", "score"]
+    assert (tmp_path / "w/score/result.json").read_text() == '{"model": "3 classes, lr 0.1"}'
+    rec = runner._read_json(tmp_path / "w/train/stage.json")
+    assert rec["hash"] == out.plans[1].hash and "model.txt" in rec["outputs"]
+
+    CALLS.clear()
+    out = run_job(make_job(), tmp_path, log=log.append)
+    assert actions(out) == ["skip", "skip", "skip"] and CALLS == []
+
+    # a change in the middle re-runs it and everything after it, not what came before
+    out = run_job(make_job(lr=0.2), tmp_path, log=log.append)
+    assert actions(out) == ["skip", "rerun", "rerun"] and CALLS == ["train", "score"]
+    assert "lr 0.2" in (tmp_path / "w/score/result.json").read_text()
+
+    # an upstream change propagates through the chained hashes
+    CALLS.clear()
+    out = run_job(make_job(n=5, lr=0.2), tmp_path, log=log.append)
+    assert actions(out) == ["rerun", "rerun", "rerun"]
+    assert (tmp_path / "w/score/result.json").read_text() == '{"model": "5 classes, lr 0.2"}'
+    assert any("[train] rerun" in line for line in log)
+
+
+def test_missing_output_and_force(tmp_path: Path) -> None:
+    run_job(make_job(), tmp_path, log=lambda s: None)
+    (tmp_path / "w/train/model.txt").unlink()
+    CALLS.clear()
+    out = run_job(make_job(), tmp_path, log=lambda s: None)
+    assert actions(out) == ["skip", "rerun", "rerun"]
+    assert out.plans[1].reason == "output model.txt is missing"
+    CALLS.clear()
+    out = run_job(make_job(), tmp_path, force=("score",), log=lambda s: None)
+    assert actions(out) == ["skip", "skip", "rerun"] and CALLS == ["score"]
+
+
+def test_crash_then_resume_and_changed_config_clears(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_job(make_job(fail=True), tmp_path, log=lambda s: None)
+    assert not (tmp_path / "w/train/stage.json").exists()  # no record: never mistaken for done
+    assert (tmp_path / "w/train/partial").exists()
+    # same config again: the stage resumes in place (partial outputs kept for its own resume logic)
+    with pytest.raises(RuntimeError):
+        run_job(make_job(fail=True), tmp_path, log=lambda s: None)
+    # different config: the folder is cleared first
+    out = run_job(make_job(), tmp_path, log=lambda s: None)
+    assert actions(out) == ["skip", "rerun", "run"]
+    assert not (tmp_path / "w/train/partial").exists() or (tmp_path / "w/train/model.txt").exists()
+
+
+def test_resume_keeps_partial(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        run_job(make_job(fail=True), tmp_path, log=lambda s: None)
+    out = run_job(make_job(fail=True), tmp_path, dry_run=True, log=lambda s: None)
+    assert [p.action for p in out.plans] == ["skip", "resume", "run"]
+
+
+def test_dry_run_runs_nothing(tmp_path: Path) -> None:
+    out = run_job(make_job(), tmp_path, dry_run=True, log=lambda s: None)
+    assert actions(out) == ["run", "run", "run"] and CALLS == [] and not (tmp_path / "w").exists()
+
+
+def test_bad_jobs(tmp_path: Path) -> None:
+    bad_order = {"name": "x", "stages": [{"name": "score"}, {"name": "splits"}]}
+    (tmp_path / "order.yaml").write_text(yaml.safe_dump(bad_order))
+    with pytest.raises(ConfigError, match="comes after a score stage"):
+        load_job(tmp_path / "order.yaml")
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump({"name": "x", "stages": [{"name": "scroe"}]}))
+    with pytest.raises(ConfigError, match="did you mean 'score'"):
+        load_job(tmp_path / "typo.yaml")
+    (tmp_path / "extra.yaml").write_text(yaml.safe_dump({"name": "x", "stagez": []}))
+    with pytest.raises(ConfigError, match="job file"):
+        load_job(tmp_path / "extra.yaml")
+    with pytest.raises(ConfigError, match="--force names no stage"):
+        run_job(make_job(), tmp_path, force=("nope",), log=lambda s: None)
+
+
+def test_cli_run(tmp_path: Path, capsys) -> None:
+    job = make_job().model_dump()
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path / "missing.yaml")])
+    assert exc.value.code == 2 and "cannot read job file" in capsys.readouterr().err
+    from typer.testing import CliRunner
+
+    from zsl_scale.cli import app
+
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "job.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "job t: 0 stage(s) up to date, 3 ran" in res.output
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "job.yaml")])
+    assert "3 stage(s) up to date, 0 ran" in res.output
+
+
+@pytest.mark.slow
+def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session, tmp_path: Path,
+                                         monkeypatch) -> None:
+    """The whole ImageNet path on the 1,000 real sample images (real WordNet, real embeddings): CI runs it."""
+    import json
+
+    from zsl_scale.results.schema import read_result
+
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real stages, not this module's fakes
+    monkeypatch.setenv("ZSL_SCALE_CACHE", str(tmp_path / "cache"))  # embeddings / WordNet caches: tmp only
+    root = Path(__file__).resolve().parents[2]
+    job = load_job(root / "jobs" / "imagenet-samples.yaml")
+    out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
+    assert [p.action for p in out.plans] == ["run"] * 7
+    rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
+    classes = json.loads((tmp_path / "run/splits/classes.json").read_text())
+    assert len(classes["heldout"]) == 100 and len(classes["train"]) == 900
+    assert rec.extra["images"] == 1000 and rec.extra["search_space"] == 1000 + len(classes["splits"]["2H"])
+    assert rec.metrics.S is not None and rec.metrics.U is not None and rec.metrics.H is not None
+    # it learns (before min-max scaling and the CI-size weights it collapsed to S = U = H = 0):
+    chance = 100.0 / rec.extra["search_space"]  # top-1 chance in percent (0.039)
+    seen_top1, unseen_top5 = rec.metrics.S, rec.metrics.top_k["top5"]
+    assert seen_top1 > 20 * chance  # seen classes on their training images: 68.8 measured
+    assert unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19): 5.0 measured
+    assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
+    assert (tmp_path / "run/leaderboard/board/index.html").exists()
+    again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
+    assert [p.action for p in again.plans] == ["skip"] * 7
+
+
+def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real splits stage
+    job = {"name": "bad", "workdir": "w", "stages": [{"name": "splits", "config": {"splits": ["2X"]}}]}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path / "job.yaml")])
+    assert exc.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "unknown split '2X'" in err[0]
+    assert not (tmp_path / "w/splits/stage.json").exists()

@@ -1,0 +1,28 @@
+"""Run-time device choice: code never hard-codes CUDA."""
+
+from __future__ import annotations
+
+import torch
+
+from zsl_scale.core.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` / ``mps`` to a usable :class:`torch.device`.
+
+    ``auto`` picks the first accelerator torch can see, so the same command runs on a laptop and on a
+    GPU node. Asking for an accelerator that is absent is a user error, not a silent CPU fallback.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu")
+    return dev

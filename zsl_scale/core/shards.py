@@ -1,0 +1,196 @@
+"""Sharded parquet outputs with a manifest: crash-safe writing, resume, and streaming reads.
+
+Feature sets and latent sets share one on-disk contract (DESIGN.md §2): a folder of
+``part-NNNNN.parquet`` shards plus ``manifest.json``. Shard *i* always holds the same rows, because
+rows are assigned to shards from a sorted input list; so a re-run can skip every shard the manifest
+lists with a matching sha256, a crash loses only the shards in flight, and an interrupted run resumed
+to the end is byte-identical to an uninterrupted one. Each shard is written to a temporary file and
+renamed into place, and the manifest is rewritten atomically after every shard.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from zsl_scale.core.errors import DataError
+from zsl_scale.core.io import atomic_write_json, atomic_write_parquet, sha256_file, sha256_json
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+PARQUET_OPTIONS = {"compression": "zstd", "row_group_size": 4096}
+
+
+def shard_name(index: int) -> str:
+    """File name of shard ``index``."""
+    return f"part-{index:05d}.parquet"
+
+
+def vector_array(values: np.ndarray) -> pa.FixedSizeListArray:
+    """``[N, D]`` float array → arrow ``fixed_size_list<float>[D]`` (the dtype is kept: float16/32)."""
+    values = np.ascontiguousarray(values)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+
+
+def vectors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow ``fixed_size_list<float>[D]`` column → ``[N, D]`` numpy array (zero-copy when possible)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    width = column.type.list_size
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+@dataclass
+class ShardStore:
+    """A manifest-tracked folder of shards.
+
+    ``header`` holds everything that determines shard contents (backbone, weights, preprocessing,
+    dtype, input plan, ...). Its hash is stored; resuming into a folder made with a different header
+    is refused, so shards of two different settings can never be mixed.
+    """
+
+    out_dir: Path
+    kind: str
+    header: dict[str, Any]
+    num_shards: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST
+
+    def open(self, overwrite: bool = False) -> ShardStore:
+        """Load or start the manifest; validate that an existing one has the same settings."""
+        settings_sha = sha256_json(self.header)
+        old = _load_json(self.manifest_path) if self.manifest_path.exists() else None
+        if old is not None and not overwrite:
+            if old.get("kind") != self.kind or old.get("settings_sha256") != settings_sha:
+                raise DataError(
+                    f"{self.out_dir} already holds {old.get('kind', 'unknown')} shards made with different "
+                    "settings or input; use another --out folder or pass --overwrite"
+                )
+            self.manifest = old
+        else:
+            self.manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "kind": self.kind,
+                **self.header,
+                "settings_sha256": settings_sha,
+                "num_shards": self.num_shards,
+                "shards": {},
+                "complete": False,
+            }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(self.out_dir)
+        if overwrite:  # shards beyond the new plan would otherwise linger beside it
+            for path in self.out_dir.glob("part-*.parquet"):
+                if not path.stem[5:].isdigit() or int(path.stem[5:]) >= self.num_shards:
+                    path.unlink()
+        return self
+
+    def _present(self, index: int) -> bool:
+        """Listed in the manifest and on disk with the recorded size (cheap; no hashing)."""
+        entry = self.manifest["shards"].get(shard_name(index))
+        path = self.out_dir / shard_name(index)
+        return entry is not None and path.is_file() and path.stat().st_size == entry.get("bytes")
+
+    def is_done(self, index: int) -> bool:
+        """True if shard ``index`` is in the manifest and the file on disk has the recorded sha256."""
+        if not self._present(index):
+            return False
+        return sha256_file(self.out_dir / shard_name(index)) == self.manifest["shards"][shard_name(index)]["sha256"]
+
+    def pending(self) -> list[int]:
+        """Shards still to (re)compute."""
+        return [i for i in range(self.num_shards) if not self.is_done(i)]
+
+    def write_shard(self, index: int, table: pa.Table, info: dict[str, Any]) -> str:
+        """Write shard ``index`` atomically, then record it (rows, bytes, sha256, ``info``) in the manifest.
+
+        The manifest is updated only after the rename: a shard listed there is always complete.
+        """
+        path = self.out_dir / shard_name(index)
+        atomic_write_parquet(path, table, **PARQUET_OPTIONS)
+        digest = sha256_file(path)
+        self.manifest["shards"][shard_name(index)] = {
+            "index": index,
+            "rows": table.num_rows,
+            "bytes": path.stat().st_size,
+            "sha256": digest,
+            **info,
+        }
+        self.manifest["complete"] = False  # until finish(): a re-run may be repairing a damaged set
+        self.save()
+        return digest
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Mark the set complete once every shard is written; ``summary`` adds totals and provenance."""
+        missing = [shard_name(i) for i in range(self.num_shards) if not self._present(i)]
+        if missing:
+            raise DataError(f"cannot finish {self.out_dir}: {len(missing)} shards missing, e.g. {missing[0]}")
+        self.manifest.update(summary)
+        self.manifest["complete"] = True
+        self.save()
+        return self.manifest
+
+    def save(self) -> None:
+        self.manifest["shards"] = dict(sorted(self.manifest["shards"].items()))
+        atomic_write_json(self.manifest_path, self.manifest)
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read manifest {path}: {exc}") from exc
+
+
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Delete temp files a killed run left behind (``.part-*.tmp``); valid shards are never touched."""
+    for tmp in out_dir.glob(".part-*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def read_manifest(directory: str | os.PathLike[str], kind: str | None = None) -> dict[str, Any]:
+    """The manifest of a shard folder; :class:`DataError` if absent, unreadable or of another kind."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"no {MANIFEST} in {directory}: not a shard folder (or the job never started)")
+    manifest = _load_json(path)
+    if kind is not None and manifest.get("kind") != kind:
+        raise DataError(f"{directory} holds {manifest.get('kind')!r} shards, expected {kind!r}")
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{path}: schema version {manifest.get('schema_version')} != {SCHEMA_VERSION}")
+    return manifest
+
+
+def shard_paths(
+    directory: str | os.PathLike[str], manifest: dict[str, Any], require_complete: bool = True
+) -> list[Path]:
+    """Shard files in index order; a partial set is refused unless ``require_complete`` is False."""
+    if require_complete and not manifest.get("complete"):
+        raise DataError(f"{directory} is incomplete (the job was interrupted): re-run it to finish")
+    return [Path(directory) / name for name in sorted(manifest["shards"])]
+
+
+def iter_batches(
+    directory: str | os.PathLike[str],
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 65536,
+    kind: str | None = None,
+    require_complete: bool = True,
+) -> Iterator[pa.RecordBatch]:
+    """Stream record batches over all shards in order, with memory bounded by ``batch_rows``."""
+    manifest = read_manifest(directory, kind)
+    for path in shard_paths(directory, manifest, require_complete):
+        pf = pq.ParquetFile(path)
+        yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None)

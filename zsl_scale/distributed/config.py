@@ -1,0 +1,60 @@
+"""Configuration of distributed jobs: the run's model and training settings plus how to scale them out.
+
+A job file (e.g. ``jobs/imagenet-128d.yaml``) has the sections of a run config (``model``, ``train``,
+``classifier``) plus ``scale`` (workers, devices, data streams, checkpoints, storage) and ``data``
+(feature shards and class embeddings). Like every config: defaults ← YAML ← options ← ``key=value``
+overrides, validated, and saved with the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zsl_scale.core import ClassifierConfig, ModelSettings, TrainConfig, load_settings
+
+
+class ScaleSettings(BaseModel):
+    """How a run is spread over workers; none of it changes the numbers except ``streams``/``block_rows``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(default=1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: GPU workers when the cluster has GPUs
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    threads_per_worker: int = Field(default=1, ge=1)
+    streams: int | None = Field(default=None, ge=1)  # virtual data streams; default = workers
+    block_rows: int = Field(default=4096, ge=1)  # rows per read block (row-group slice)
+    group_blocks: int = Field(default=8, ge=1)  # blocks shuffled together: the shuffle buffer, in blocks
+    max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run
+    keep_checkpoints: int = Field(default=2, ge=1)
+    storage_path: str = "runs/dist"
+    address: str | None = None  # an existing Ray cluster; default: start a local one
+
+
+class DataPaths(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: str | None = None  # folder of parquet feature shards (DESIGN.md §2)
+    embeddings: str | None = None  # parquet: wnid + embedding vector
+
+
+class DistJobConfig(BaseModel):
+    """A distributed training job: the run's model/training settings plus how to scale it out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "vae"
+    seed: int = 0
+    model: ModelSettings = Field(default_factory=lambda: ModelSettings(imagenet=True))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=128))
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    data: DataPaths = Field(default_factory=DataPaths)
+
+
+def load_job_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DistJobConfig:
+    """Defaults ← YAML file ← ``key.path=value`` overrides, validated as a :class:`DistJobConfig`."""
+    return load_settings(DistJobConfig, path, overrides)

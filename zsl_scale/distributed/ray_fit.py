@@ -1,0 +1,86 @@
+"""Ray Train runner: ``TorchTrainer`` with ``ScalingConfig``, ``RunConfig(name, storage_path)``,
+``FailureConfig`` and checkpoints; re-running the same name resumes from its last checkpoint."""
+
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zsl_scale.core import DataError, init_ray
+from zsl_scale.distributed.state import RayContext, finish_run, preflight_run_dir
+from zsl_scale.distributed.trainer import VaeJob, _announce, _summary, vae_worker
+
+
+def _ray_entry(config: dict[str, Any]) -> None:
+    job: VaeJob = config["job"]
+    vae_worker(job, RayContext(config["run_dir"]))
+
+
+def _use_gpu(device: str) -> bool:
+    import ray
+
+    if device == "auto":
+        return ray.cluster_resources().get("GPU", 0) >= 1
+    return device == "cuda"
+
+
+def fit_ray(job: VaeJob) -> dict[str, Any]:
+    """Train on Ray Train's ``TorchTrainer``; re-running the same ``name`` resumes from its last checkpoint."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    s = job.cfg.scale
+    storage = str(Path(s.storage_path).resolve()) if "://" not in s.storage_path else s.storage_path
+    run_dir = f"{storage}/{job.cfg.name}"
+    if "://" not in storage:
+        _announce(Path(run_dir), preflight_run_dir(Path(run_dir), job.fingerprint()), job)
+    init_ray(s.address, object_store_memory=256 * 1024 * 1024)
+    gpu = _use_gpu(s.device)
+    trainer = TorchTrainer(
+        _ray_entry,
+        train_loop_config={"job": job, "run_dir": run_dir},
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=s.workers, use_gpu=gpu, resources_per_worker={"CPU": s.cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name=job.cfg.name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=s.keep_checkpoints),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
+        raise _user_error(exc) from exc
+    if result.checkpoint is None:  # nothing left to train and nothing reported: the run was already complete
+        raise DataError(f"run {run_dir} reported no checkpoint; is it already complete? (raise --epochs to extend)")
+    with result.checkpoint.as_directory() as d:
+        history = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["history"]
+    summary = _summary(job, history, result.checkpoint.path)
+    if "://" not in storage:
+        finish_run(Path(run_dir), history, summary)
+    return summary
+
+
+def _user_error(exc: BaseException) -> BaseException:
+    """The ZslError inside a Ray failure, if any (else the failure itself)."""
+    from zsl_scale.core import ZslError
+
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or e in seen:
+            continue
+        seen.append(e)
+        if isinstance(e, ZslError):
+            return e
+        stack.extend([e.__cause__, e.__context__, *getattr(e, "worker_failures", {}).values()])
+        for attr in ("cause", "error"):
+            stack.append(getattr(e, attr, None))
+    return exc

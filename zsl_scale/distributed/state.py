@@ -1,0 +1,258 @@
+"""Checkpoints, run folders and loss logs of distributed training, with or without Ray.
+
+A checkpoint is a folder holding ``state.pt`` (model, optimiser, next epoch, loss history, RNG states),
+``meta.json`` (the run's fingerprint and epoch: cheap to read without unpickling tensors) and
+``losses.csv``. Ray Train persists such folders under ``<storage>/<name>/checkpoint_*``; the local
+(no-Ray) path writes the same folders under ``<storage>/<name>/checkpoint_epoch_NNNN`` atomically
+(write to a temporary folder, then rename), so a kill can never leave a half-written checkpoint.
+
+The *fingerprint* is everything that determines the numbers a run produces except its length and
+its worker count. Resuming from a checkpoint with another fingerprint is refused — by the driver
+before any worker starts, and again by the workers — because silently continuing a different
+experiment would produce numbers that belong to neither.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from zsl_scale.core import ConfigError, DataError, atomic_path, atomic_write_json, atomic_write_text
+
+STATE_FILE, META_FILE, LOSS_FILE, CURVE_FILE = "state.pt", "meta.json", "losses.csv", "loss_curve.png"
+FORMAT = "zsl-scale/dist-checkpoint"
+FORMAT_VERSION = 2  # 2: image features are min-max scaled; the statistics are in the state and fingerprint
+LOSS_COLUMNS = ("epoch", "loss", "recon", "kl", "cross", "distance", "beta", "gamma", "delta", "rows", "seconds")
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG a worker touches (python, numpy, torch CPU and accelerator)."""
+    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` captured (the accelerator's only when it has the same devices)."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def fingerprint_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two fingerprints."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(fingerprint_diff(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], where: str) -> None:
+    """Refuse a checkpoint of another format or configuration with one clear message."""
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{where} is not a zsl-scale distributed checkpoint (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{where} is a checkpoint of format version {meta.get('format_version')}, this version "
+                        f"reads {FORMAT_VERSION} (features are now min-max scaled); use another run name")
+    diff = fingerprint_diff(meta.get("fingerprint", {}), fingerprint)
+    if diff:
+        shown = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise ConfigError(
+            f"the checkpoint in {where} was made with another configuration ({shown} differ); "
+            "use another run name, or move that run folder away to start over"
+        )
+
+
+def write_checkpoint_dir(directory: Path, state: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Fill ``directory`` with ``state.pt``, ``meta.json`` and ``losses.csv`` of ``state``."""
+    torch.save(state, directory / STATE_FILE)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": state["epoch"], "fingerprint": fingerprint}
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    (directory / LOSS_FILE).write_text(loss_csv(state["history"]))
+
+
+def read_checkpoint_dir(directory: Path, fingerprint: dict[str, Any], device: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint folder after checking its fingerprint."""
+    meta = read_meta(directory)
+    check_fingerprint(meta, fingerprint, str(directory))
+    try:
+        return torch.load(directory / STATE_FILE, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise DataError(f"cannot load checkpoint {directory}: {exc}") from exc
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / META_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read checkpoint metadata in {directory}: {exc}") from exc
+
+
+def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """(epoch, folder) of every complete checkpoint under a run folder, oldest first."""
+    found = []
+    if run_dir.is_dir():
+        for meta in run_dir.glob(f"*/{META_FILE}"):
+            if (meta.parent / STATE_FILE).is_file() and not meta.parent.name.startswith("."):
+                try:
+                    found.append((int(json.loads(meta.read_text())["epoch"]), meta.parent))
+                except (OSError, ValueError, KeyError):
+                    continue
+    return sorted(found)
+
+
+def preflight_run_dir(run_dir: Path, fingerprint: dict[str, Any]) -> int:
+    """Before any worker starts: the run folder is writable and its checkpoints are of this config.
+
+    Returns the epoch the run will resume from (0 for a new run).
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe"):
+            pass
+    except OSError as exc:
+        raise DataError(f"storage path {run_dir} is not writable: {exc.strerror or exc}") from exc
+    found = checkpoint_dirs(run_dir)
+    for _, directory in found:
+        check_fingerprint(read_meta(directory), fingerprint, str(directory))
+    return found[-1][0] if found else 0
+
+
+def loss_csv(history: list[dict[str, Any]]) -> str:
+    """The per-epoch loss terms and warm-up weights as CSV text."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(LOSS_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def write_loss_curve(history: list[dict[str, Any]], path: Path) -> Path:
+    """Loss terms (log scale) and warm-up weights per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for key in ("loss", "recon", "kl", "cross", "distance"):
+        top.plot(epochs, [max(r[key], 1e-12) for r in history], label=key)
+    top.set_yscale("log")
+    top.set_ylabel("per sample")
+    top.legend(fontsize=8)
+    for key in ("beta", "gamma", "delta"):
+        bottom.plot(epochs, [r[key] for r in history], label=key)
+    bottom.set_xlabel("epoch")
+    bottom.set_ylabel("warm-up weight")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def is_local(storage_path: str) -> bool:
+    return "://" not in storage_path
+
+
+class Context(Protocol):
+    """What the training loop needs from its runner (Ray Train or a plain process group)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class LocalContext:
+    """Runs in this process (or a torch.distributed group the caller set up); checkpoints in ``run_dir``."""
+
+    run_dir: Path
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    keep: int = 2
+
+    def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        found = checkpoint_dirs(self.run_dir)
+        return read_checkpoint_dir(found[-1][1], fingerprint, self.device) if found else None
+
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None:
+        if self.rank == 0:
+            final = self.run_dir / f"checkpoint_epoch_{state['epoch']:04d}"
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp_ckpt_", dir=self.run_dir))
+            write_checkpoint_dir(tmp, state, fingerprint)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for _, old in checkpoint_dirs(self.run_dir)[: -self.keep]:
+                shutil.rmtree(old, ignore_errors=True)
+            atomic_write_text(self.run_dir / LOSS_FILE, loss_csv(state["history"]))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+
+class RayContext:
+    """Inside a Ray Train worker: checkpoints go through ``ray.train.report`` to the run's storage."""
+
+    def __init__(self, run_dir: str) -> None:
+        import ray.train
+        import ray.train.torch
+
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self.run_dir = run_dir
+
+    def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as d:
+            return read_checkpoint_dir(Path(d), fingerprint, self.device)
+
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None:
+        import ray.train
+
+        with tempfile.TemporaryDirectory(prefix="zsl_ckpt_") as tmp:
+            checkpoint = None
+            if self.rank == 0:
+                write_checkpoint_dir(Path(tmp), state, fingerprint)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+                if is_local(self.run_dir):  # live progress beside the checkpoints
+                    atomic_write_text(Path(self.run_dir) / LOSS_FILE, loss_csv(state["history"]))
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def finish_run(run_dir: Path, history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Final ``losses.csv``, ``loss_curve.png`` and ``summary.json`` in the run folder."""
+    atomic_write_text(run_dir / LOSS_FILE, loss_csv(history))
+    if history:
+        write_loss_curve(history, run_dir / CURVE_FILE)
+    atomic_write_json(run_dir / "summary.json", summary)

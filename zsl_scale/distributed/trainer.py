@@ -1,0 +1,284 @@
+"""Data-parallel CADA-VAE training: Ray Train ``TorchTrainer`` (DDP), or a plain process (group).
+
+One training loop, :func:`vae_worker`, runs in every worker. It streams that worker's share of each
+global batch from the feature shards (:mod:`zsl_scale.distributed.streaming`), pairs every image feature with
+its class embedding and calls the shared :func:`zsl_scale.method.train.train_step` through a
+``DistributedDataParallel`` wrapper (gloo on CPU, NCCL on GPU, chosen at run time).
+
+Image features are min-max scaled with statistics fit on the training shards only (one streaming
+pass on the driver, :mod:`zsl_scale.method.scaling`); the statistics are part of the run's
+fingerprint and of every checkpoint, and later stages (latents, classifier) apply the same ones.
+
+Why the result does not depend on the worker count (up to float summation order):
+
+* the global batch is the same set of rows for any worker count (virtual streams, see streaming.py);
+* every row's reparametrisation noise is drawn from ``(seed, epoch, step)`` for the whole global batch
+  and sliced by row position, so no RNG stream depends on the worker count;
+* the CADA-VAE loss is a *sum* over the batch, so gradients are all-reduced with a SUM comm hook
+  (DDP's default averages, which would divide the step's gradient by W and change Adam's updates).
+
+Runners: :func:`fit_ray` (``TorchTrainer`` with ``ScalingConfig``, ``RunConfig(name, storage_path)``,
+``FailureConfig``; resume = re-run the same name) and :func:`fit_local` (no Ray: one process, or a
+torch.distributed group set up by the caller, e.g. ``mp.spawn`` in tests and small benchmarks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from zsl_scale.core import ConfigError, DataError
+from zsl_scale.distributed.config import DistJobConfig
+from zsl_scale.distributed.state import Context, LocalContext, finish_run, preflight_run_dir, rng_states
+from zsl_scale.distributed.state import set_rng_states as restore_rng
+from zsl_scale.distributed.streaming import (
+    ClassTable,
+    FeatureSource,
+    StreamPlan,
+    iter_worker_batches,
+    open_features,
+    prefetch,
+    step_noise,
+)
+from zsl_scale.method import (
+    CadaVae,
+    FeatureScaler,
+    LossTerms,
+    LossWeights,
+    ModelConfig,
+    cada_loss,
+    fit_feature_scaler,
+    make_optimizer,
+    paper_config,
+    train_step,
+    warmup_weights,
+)
+
+
+@dataclass
+class VaeJob:
+    """Everything a worker needs, resolved on the driver (small enough to ship to every worker)."""
+
+    cfg: DistJobConfig
+    model_cfg: ModelConfig
+    source: FeatureSource
+    classes: ClassTable
+    scaler: FeatureScaler  # min-max statistics of the training features (fit on the driver)
+    fault: dict[str, Any] | None = None  # tests only: {"epoch", "rank", "marker"} → that worker dies once
+
+    @property
+    def streams(self) -> int:
+        return self.cfg.scale.streams or self.cfg.scale.workers
+
+    def plan(self) -> StreamPlan:
+        s = self.cfg.scale
+        block = max(1, min(s.block_rows, self.source.num_rows // (self.streams * 4) or 1))
+        return StreamPlan(self.source, self.cfg.train.batch_size, self.streams, block, self.cfg.seed, s.group_blocks)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What fixes the numbers: all but the epoch count (a run may be extended) and the worker count."""
+        plan = self.plan()
+        return {
+            "model": self.model_cfg.model_dump(mode="json"),
+            "train": self.cfg.train.model_dump(mode="json", exclude={"epochs"}),
+            "seed": self.cfg.seed,
+            "data": {"streams": plan.streams, "block_rows": plan.block_rows, "group_blocks": plan.group_blocks,
+                     **self.source.fingerprint()},
+            "classes": self.classes.fingerprint(),
+            "scaler": self.scaler.fingerprint(),
+        }
+
+
+def prepare_job(cfg: DistJobConfig, source: FeatureSource, classes: ClassTable) -> VaeJob:
+    """Validate data against the config on the driver, before any worker (or Ray) starts."""
+    if not source.class_counts:
+        raise DataError(f"{source.directory}: no rows")
+    classes.require(list(source.class_counts))
+    streams = cfg.scale.streams or cfg.scale.workers
+    if streams % cfg.scale.workers:
+        raise ConfigError(f"scale.streams={streams} must be a multiple of scale.workers={cfg.scale.workers}")
+    if cfg.train.batch_size < streams:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is smaller than the {streams} data streams")
+    table = classes.subset([w for w in classes.wnids if w in source.class_counts])  # only training classes ship
+    model_cfg = paper_config(source.dim, table.dim, imagenet=cfg.model.imagenet, reparam=cfg.model.reparam,
+                             init_gain=cfg.model.init_gain)
+    scaler = fit_feature_scaler(source.files, source.dim)  # one streaming pass, training shards only
+    return VaeJob(cfg, model_cfg, source, table, scaler)
+
+
+class _StepModule(nn.Module):
+    """DDP's unit of work: the CADA-VAE loss of this worker's rows, with their slice of the global noise.
+
+    Quacks like :class:`CadaVae` for :func:`cada_loss` (``names``, ``encode``, ``decode``,
+    ``reparameterize``), except that the noise comes from the step's precomputed ε instead of an RNG.
+    """
+
+    def __init__(self, vae: CadaVae) -> None:
+        super().__init__()
+        self.vae = vae
+        self.names = vae.names
+        self._eps: list[Tensor] = []
+
+    def encode(self, name: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vae.encode(name, x)
+
+    def decode(self, name: str, z: Tensor) -> Tensor:
+        return self.vae.decode(name, z)
+
+    def reparameterize(self, mu: Tensor, logvar: Tensor, noise: bool = True, generator: Any = None) -> Tensor:
+        return mu + self.vae.std(logvar) * self._eps.pop(0) if noise else mu
+
+    def forward(self, batch: dict[str, Tensor], beta: float, gamma: float, delta: float, eps: Tensor):
+        self._eps = list(eps.unbind(0))
+        t = cada_loss(self, batch, LossWeights(beta, gamma, delta))
+        return t.total, t.recon, t.kl, t.cross, t.distance
+
+
+def _ddp_loss(net: nn.Module, batch: dict[str, Tensor], weights: LossWeights, generator: Any = None) -> LossTerms:
+    return LossTerms(*net(batch, weights.beta, weights.gamma, weights.delta, batch.pop("_eps")))
+
+
+def sum_allreduce_hook(state, bucket):  # unannotated: DDP checks real annotations, and this module's are strings
+    """All-reduce SUM: the global-batch loss is a sum of per-row losses, so are its gradients."""
+    return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
+
+
+def _wrap(module: _StepModule, device: torch.device) -> nn.Module:
+    if not (dist.is_available() and dist.is_initialized()):
+        return module
+    ids = [device] if device.type == "cuda" else None
+    net = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    net.register_comm_hook(None, sum_allreduce_hook)
+    return net
+
+
+def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
+    """The training loop of one worker; returns the per-epoch history (identical on every rank)."""
+    cfg, device = job.cfg, ctx.device
+    torch.set_num_threads(cfg.scale.threads_per_worker)
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    vae = CadaVae(job.model_cfg).to(device)
+    optimizer = make_optimizer(vae, cfg.train)
+    fingerprint, start, history = job.fingerprint(), 0, []
+    state = ctx.latest_state(fingerprint)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history = state["epoch"], state["history"]
+        restore_rng(state["rng"])
+    net = _wrap(_StepModule(vae), device)
+    plan, classes = job.plan(), torch.from_numpy(job.classes.vectors).to(device)
+    stats = job.scaler.torch_stats(device)
+    modalities, gbatch = len(vae.names), cfg.train.batch_size
+    for epoch in range(start, cfg.train.epochs):
+        t0, weights = time.perf_counter(), warmup_weights(epoch, cfg.train)
+        sums = torch.zeros(5, dtype=torch.float64, device=device)
+        vae.train()
+        steps = 0
+        for step, part in enumerate(prefetch(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world))):
+            _maybe_fault(job, epoch, step, ctx.rank)
+            eps = step_noise(cfg.seed, epoch, step, modalities, gbatch)[:, torch.from_numpy(part.positions)]
+            image = job.scaler.transform_torch(torch.from_numpy(part.features).to(device), stats)
+            batch = {"image": image,
+                     "class": classes[torch.from_numpy(part.labels).to(device)], "_eps": eps.to(device)}
+            t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss)
+            sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
+            steps += 1
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+        rows = max(1, steps * gbatch)
+        mean = (sums / rows).tolist()
+        history.append({"epoch": epoch, "loss": mean[0], "recon": mean[1], "kl": mean[2], "cross": mean[3],
+                        "distance": mean[4], "beta": weights.beta, "gamma": weights.gamma, "delta": weights.delta,
+                        "rows": steps * gbatch, "seconds": round(time.perf_counter() - t0, 3)})
+        state = {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                 "history": history, "rng": rng_states(), "model_config": job.model_cfg.model_dump(mode="json"),
+                 "config": cfg.model_dump(mode="json"), "wnids": job.classes.wnids,
+                 "scaler": job.scaler.to_extra()}
+        ctx.save(state, fingerprint, {"epoch": epoch, "loss": mean[0]})
+    return history
+
+
+def _maybe_fault(job: VaeJob, epoch: int, step: int, rank: int) -> None:
+    """Test hook: kill this worker process once, mid-epoch, to exercise recovery."""
+    f = job.fault
+    if f and f["epoch"] == epoch and f["rank"] == rank and step == 1 and not Path(f["marker"]).exists():
+        Path(f["marker"]).write_text("killed\n")
+        import os
+
+        os._exit(17)
+
+
+def load_job_inputs(cfg: DistJobConfig) -> tuple[FeatureSource, ClassTable]:
+    """Open the feature shards and class embeddings named by ``cfg.data``."""
+    from zsl_scale.distributed.streaming import load_class_table
+
+    if not cfg.data.features or not cfg.data.embeddings:
+        raise ConfigError("data.features and data.embeddings must both be set (or passed as options)")
+    return open_features(cfg.data.features), load_class_table(cfg.data.embeddings)
+
+
+def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """Train without Ray in this process (rank ``rank`` of an already-initialised process group)."""
+    run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
+    if rank == 0:
+        _announce(run_dir, preflight_run_dir(run_dir, job.fingerprint()), job)
+    if world > 1:
+        dist.barrier()
+    ctx = LocalContext(run_dir, rank, world, torch.device(device), job.cfg.scale.keep_checkpoints)
+    history = vae_worker(job, ctx)
+    summary = _summary(job, history, run_dir / f"checkpoint_epoch_{job.cfg.train.epochs:04d}")
+    if rank == 0:
+        finish_run(run_dir, history, summary)
+    return summary
+
+
+def _spawned(rank: int, world: int, port: int, job: VaeJob) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        fit_local(job, rank, world)
+    finally:
+        dist.destroy_process_group()
+
+
+def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
+    """``world`` local CPU processes over gloo, without Ray (tests and the CPU benchmark)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if world == 1:
+        return fit_local(job)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_spawned, args=(world, port, job), nprocs=world, join=True)
+    run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
+    import json
+
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _announce(run_dir: Path, epoch: int, job: VaeJob) -> None:
+    """One line on stderr saying whether this run starts or resumes (and from which epoch)."""
+    import sys
+
+    total = job.cfg.train.epochs
+    state = f"resuming at epoch {epoch} of {total}" if epoch else f"starting, {total} epochs"
+    print(f"{job.cfg.name}: {state} ({run_dir})", file=sys.stderr)
+
+
+def _summary(job: VaeJob, history: list[dict[str, Any]], checkpoint: Any) -> dict[str, Any]:
+    return {"name": job.cfg.name, "epochs": len(history), "final_loss": history[-1]["loss"] if history else None,
+            "checkpoint": str(checkpoint), "workers": job.cfg.scale.workers, "streams": job.streams,
+            "rows": job.source.num_rows, "classes": len(job.classes.wnids)}

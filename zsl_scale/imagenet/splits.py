@@ -1,0 +1,314 @@
+"""ImageNet-21K zero-shot splits (Xian et al. 2018), built reproducibly from WordNet and class counts.
+
+Every split is a set of ImageNet-21K (fall 2011) classes outside the 1K ILSVRC-2012 classes:
+
+* ``All``: every such class (20,842).
+* ``2H`` / ``3H``: classes within 2 / 3 hops of a 1K class in the is-a hierarchy. What a "hop" is
+  was never published with code; :class:`HopDefinition` makes the choice explicit (see
+  ``docs/splits.md`` for the sizes of every variant and why the default was chosen).
+* ``M500/M1K/M5K`` / ``L500/L1K/L5K``: the most / least populated classes, from a (wnid, count)
+  table. Ties are broken by wnid (ascending) so that a table gives exactly one split.
+
+On disk (DESIGN §2, one directory per split so that splits built at different times, e.g. M/L once a
+count table exists, never rewrite each other's manifest)::
+
+    <root>/imagenet21k/<split>/<split>.txt      one wnid per line, sorted
+    <root>/imagenet21k/<split>/manifest.json    definition, parameters, sizes, sources, sha256s
+
+Builds are deterministic (no dates or paths in manifests), so a rebuild is byte-identical and
+``validate`` (:mod:`zsl_scale.imagenet.checks`) can compare hashes. All inputs are checked before
+anything is written, and every file is written atomically, so bad input never leaves a partial
+split behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from zsl_scale.core import (
+    PACKAGE_ROOT,
+    DataError,
+    atomic_write_json,
+    atomic_write_text,
+    dumps_json,
+    sha256_bytes,
+    sha256_file,
+)
+from zsl_scale.imagenet.classes import class_list_sha256, imagenet_classes
+from zsl_scale.imagenet.counts import read_count_table, select_by_count, validate_counts
+from zsl_scale.imagenet.hierarchy import DIRECTIONS, GRAPHS, Hierarchy, load_hierarchy
+
+__all__ = [
+    "COUNT_SPLITS",
+    "DATASET",
+    "HOP_SPLITS",
+    "SPLIT_NAMES",
+    "HopDefinition",
+    "SplitBuild",
+    "build_split",
+    "build_splits",
+    "check_split_name",
+    "default_splits_root",
+    "imagenet_classes",
+    "load_manifest",
+    "load_split",
+    "manifest_sha256",
+    "split_dir",
+    "unseen_candidates",
+    "write_split",
+]
+
+DATASET = "imagenet21k"
+MANIFEST_SCHEMA = 1
+HOP_SPLITS: dict[str, int] = {"2H": 2, "3H": 3}
+COUNT_SPLITS: dict[str, tuple[Literal["most", "least"], int]] = {
+    "M500": ("most", 500),
+    "M1K": ("most", 1000),
+    "M5K": ("most", 5000),
+    "L500": ("least", 500),
+    "L1K": ("least", 1000),
+    "L5K": ("least", 5000),
+}
+SPLIT_NAMES: tuple[str, ...] = ("2H", "3H", *COUNT_SPLITS, "All")
+STRUCTURAL_SPLITS: tuple[str, ...] = ("2H", "3H", "All")
+
+
+@dataclass(frozen=True)
+class HopDefinition:
+    """What "within k hops of a 1K class" means (the literature's "tree hops" is ambiguous).
+
+    Attributes:
+        graph: ``"imagenet"`` (is-a order induced on the 21K+1K synsets), ``"wordnet"`` (whole noun
+            graph) or ``"imagenet-edges"`` (WordNet edges between two ImageNet synsets only).
+        direction: ``"undirected"`` walks, ``"tree"`` (up then down) or ``"directed"`` (pure
+            ancestors / descendants); see :meth:`zsl_scale.imagenet.hierarchy.Hierarchy.within_hops`.
+        count: ``"synsets"``: k hops = a path of k synsets including the 1K class (k-1 edges);
+            ``"edges"``: k hops = k edges.
+
+    The default (imagenet, undirected, synsets) gives 2H = 1,572 and 3H = 7,458 classes, the closest
+    of all variants to the published 1,549 / 7,860 (SynC/GCN) and 1,509 / 7,678 (Xian et al.).
+    """
+
+    graph: str = "imagenet"
+    direction: str = "undirected"
+    count: str = "synsets"
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("graph", self.graph, GRAPHS),
+            ("direction", self.direction, DIRECTIONS),
+            ("count", self.count, ("synsets", "edges")),
+        ):
+            if value not in allowed:
+                raise DataError(f"unknown hop {key} {value!r}; use one of {', '.join(allowed)}")
+
+    def describe(self) -> str:
+        """One-line human description (goes into the manifest's ``definition``)."""
+        unit = "synsets on the path, the 1K class included" if self.count == "synsets" else "edges"
+        return f"hops counted as {unit}; {self.direction} walks on the {self.graph} is-a graph"
+
+    def edges(self, hops: int) -> int:
+        """Largest number of is-a edges for ``hops`` hops."""
+        return hops - 1 if self.count == "synsets" else hops
+
+
+@dataclass
+class SplitBuild:
+    """A built split in memory, before it is written."""
+
+    name: str
+    wnids: list[str]
+    definition: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def default_splits_root() -> Path:
+    """Splits root: ``$ZSL_SCALE_SPLITS``, else ``<checkout>/splits`` in a source checkout (where the
+    built splits are committed), else ``./splits`` (an installed package has no checkout)."""
+    env = os.environ.get("ZSL_SCALE_SPLITS")
+    if env:
+        return Path(env)
+    checkout = PACKAGE_ROOT.parent
+    return checkout / "splits" if (checkout / "pyproject.toml").is_file() else Path.cwd() / "splits"
+
+
+def check_split_name(name: str) -> str:
+    """Return ``name`` if it is a known split, else raise DataError with a "did you mean" hint."""
+    if name in SPLIT_NAMES:
+        return name
+    lookup = {n.lower(): n for n in SPLIT_NAMES}
+    if name.lower() in lookup:
+        close = [lookup[name.lower()]]  # names are case-sensitive on disk: suggest the exact spelling
+    else:
+        close = [lookup[c] for c in difflib.get_close_matches(name.lower(), list(lookup), n=2, cutoff=0.5)]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise DataError(f"unknown split {name!r}{hint}; known splits: {', '.join(SPLIT_NAMES)}")
+
+
+def split_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Directory of split ``name`` under ``root``."""
+    return Path(root or default_splits_root()) / DATASET / check_split_name(name)
+
+
+def unseen_candidates() -> list[str]:
+    """The 20,842 ImageNet-21K classes outside the 1K: the universe every split is drawn from."""
+    seen = set(imagenet_classes("1k"))
+    return [w for w in imagenet_classes("21k") if w not in seen]
+
+
+def build_split(
+    name: str,
+    hierarchy: Hierarchy | None = None,
+    counts: dict[str, int] | None = None,
+    hops: HopDefinition | None = None,
+) -> SplitBuild:
+    """Compute one split in memory (nothing is written).
+
+    Args:
+        name: A split name from :data:`SPLIT_NAMES`.
+        hierarchy: The WordNet graph (loaded on demand for 2H/3H).
+        counts: Validated (wnid, image count) table; required for M*/L* splits.
+        hops: Hop definition for 2H/3H (default :class:`HopDefinition`).
+
+    Raises:
+        DataError: unknown name, or a count split without a count table.
+    """
+    check_split_name(name)
+    candidates = unseen_candidates()
+    base_inputs = {"seen": _list_info("1k"), "class_list": _list_info("21k")}
+    if name == "All":
+        return SplitBuild(name, candidates, "every ImageNet-21K class not in the 1K", {}, base_inputs)
+    if name in HOP_SPLITS:
+        hops = hops or HopDefinition()
+        hier = hierarchy or load_hierarchy()
+        seen = set(imagenet_classes("1k"))
+        k = HOP_SPLITS[name]
+        reach = hier.within_hops(seen, hops.edges(k), hops.direction, seen | set(candidates), hops.graph)
+        definition = f"ImageNet-21K classes not in the 1K within {k} hops of a 1K class ({hops.describe()})"
+        params = {"hops": k, "max_edges": hops.edges(k), **asdict(hops)}
+        inputs = {**base_inputs, "wordnet": {"version": hier.version, "edges": "hypernym + instance_hypernym"}}
+        return SplitBuild(name, sorted(reach.intersection(candidates)), definition, params, inputs)
+    if counts is None:
+        raise DataError(f"split {name} needs a per-class image count table (--counts FILE with wnid,count)")
+    order, n = COUNT_SPLITS[name]
+    wnids = select_by_count(counts, candidates, n, most=order == "most")
+    definition = f"the {n} {order} populated ImageNet-21K classes not in the 1K (classes with count > 0)"
+    params = {"order": order, "n": n, "tie_break": "wnid ascending", "min_count": 1}
+    return SplitBuild(name, wnids, definition, params, dict(base_inputs))
+
+
+def _list_info(which: str) -> dict[str, Any]:
+    return {"file": f"zsl_scale/data/imagenet/{_LIST_FILES[which]}", "sha256": class_list_sha256(which),
+            "num_classes": len(imagenet_classes(which))}  # type: ignore[arg-type]
+
+
+_LIST_FILES = {"1k": "imagenet1k_wnids.txt", "21k": "imagenet21k_wnids.txt"}
+
+
+def split_text(wnids: Sequence[str]) -> str:
+    """Canonical file content: sorted wnids, one per line, final newline."""
+    return "".join(f"{w}\n" for w in sorted(wnids))
+
+
+def manifest_for(build: SplitBuild, text: str) -> dict[str, Any]:
+    """The manifest of a built split (deterministic: no dates, paths or versions of tools)."""
+    seen = set(imagenet_classes("1k"))
+    if seen.intersection(build.wnids):
+        raise AssertionError(f"split {build.name} overlaps the 1K")  # a bug, never bad input
+    return {
+        "schema_version": MANIFEST_SCHEMA,
+        "dataset": DATASET,
+        "split": build.name,
+        "definition": build.definition,
+        "parameters": build.parameters,
+        "inputs": build.inputs,
+        "num_classes": len(build.wnids),
+        "files": {f"{build.name}.txt": {"sha256": sha256_bytes(text.encode()), "rows": len(build.wnids)}},
+    }
+
+
+def write_split(build: SplitBuild, root: str | os.PathLike[str] | None = None) -> Path:
+    """Write one built split (list first, then manifest; each atomically). Returns its directory."""
+    out = split_dir(build.name, root)
+    text = split_text(build.wnids)
+    manifest = manifest_for(build, text)
+    atomic_write_text(out / f"{build.name}.txt", text)
+    atomic_write_json(out / "manifest.json", manifest)
+    return out
+
+
+def build_splits(
+    names: Iterable[str] = STRUCTURAL_SPLITS,
+    root: str | os.PathLike[str] | None = None,
+    counts_path: str | os.PathLike[str] | None = None,
+    hops: HopDefinition | None = None,
+    hierarchy: Hierarchy | None = None,
+    wordnet: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Build and write splits; every input is checked and every split computed before any write.
+
+    ``wordnet`` is an explicit WordNet location, used only if ``hierarchy`` is not given.
+
+    Raises:
+        DataError: unknown split name, bad count table, WordNet missing. Nothing is written then.
+    """
+    names = [check_split_name(n) for n in names]
+    counts: dict[str, int] | None = None
+    if counts_path is not None:
+        counts = read_count_table(counts_path)
+        validate_counts(counts, unseen_candidates(), set(imagenet_classes("all")))
+    hier = hierarchy
+    if hier is None and any(n in HOP_SPLITS for n in names):
+        hier = load_hierarchy(wordnet)
+    builds = [build_split(n, hier, counts, hops) for n in names]
+    if counts_path is not None:
+        table = {"sha256": sha256_file(counts_path), "rows": len(counts or {})}
+        for b in builds:
+            if b.name in COUNT_SPLITS:
+                b.inputs["count_table"] = table
+    return [write_split(b, root) for b in builds]
+
+
+def load_manifest(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The manifest of a built split; DataError if it was never built under ``root``."""
+    import json
+
+    path = split_dir(name, root) / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"split {name} is not built under {path.parent.parent} (run `zsl-scale splits build`)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(f"corrupt split manifest {path}: {exc}") from exc
+
+
+def manifest_sha256(name: str, root: str | os.PathLike[str] | None = None) -> str:
+    """sha256 of a split's manifest: what results files record to pin the split they used."""
+    return sha256_bytes(dumps_json(load_manifest(name, root)).encode())
+
+
+def load_split(name: str, root: str | os.PathLike[str] | None = None, verify: bool = True) -> list[str]:
+    """The sorted wnids of a built split (the public entry point for later stages).
+
+    Args:
+        name: Split name (:data:`SPLIT_NAMES`).
+        root: Splits root (default :func:`default_splits_root`).
+        verify: Check the list's sha256 against the manifest, so an edited file is never used silently.
+
+    Raises:
+        DataError: unknown name, split not built, or list does not match its manifest.
+    """
+    manifest = load_manifest(name, root)
+    path = split_dir(name, root) / f"{name}.txt"
+    if not path.is_file():
+        raise DataError(f"split list missing: {path} (run `zsl-scale splits build`)")
+    expected = manifest.get("files", {}).get(path.name, {}).get("sha256")
+    if verify and expected != sha256_file(path):
+        raise DataError(f"{path} does not match its manifest.json (edited after build?); rebuild it")
+    return path.read_text(encoding="utf-8").split()

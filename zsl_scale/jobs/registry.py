@@ -1,0 +1,153 @@
+"""Job files and the stage registry: what a job is, what a stage runner receives, and who runs each kind.
+
+A job names stages of the kinds in :data:`PIPELINE_ORDER`; :func:`register_stage` maps a kind to its
+runner. The built-in runners (:mod:`zsl_scale.jobs.stages`) and plug-ins register here; the runner
+(:mod:`zsl_scale.jobs.runner`) imports the built-ins, so this module imports no stage.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zsl_scale.core import ConfigError
+
+PIPELINE_ORDER = ("splits", "features", "embeddings", "train", "latents", "score", "leaderboard")
+RECORD = "stage.json"
+PENDING = ".pending.json"
+JOB_SCHEMA = "1.0"
+
+
+class StageSpec(BaseModel):
+    """One stage of a job: ``name`` (its folder), ``kind`` (registry key, default = name), ``config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.kind:
+            self.kind = self.name
+
+
+class JobSpec(BaseModel):
+    """A job file: a name, a work folder (relative to the job file unless absolute) and its stages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    workdir: str = "runs/{name}"
+    description: str = ""
+    stages: list[StageSpec]
+
+
+@dataclass
+class StageContext:
+    """What a stage runner gets: its config, its folder, and the records of the stages before it."""
+
+    job: JobSpec
+    spec: StageSpec
+    out_dir: Path
+    job_dir: Path  # folder of the job file: relative paths in configs resolve against it
+    upstream: dict[str, dict[str, Any]]  # stage name -> its stage.json record
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.spec.config
+
+    def path(self, value: str | Path) -> Path:
+        """Resolve a config path: ``@stage/rel`` (an earlier stage's folder), ``shared:rel`` (the shared
+        data folder, :func:`zsl_scale.core.paths.shared_data_dir`), absolute, or relative to the job file."""
+        text = str(value)
+        if text.startswith("shared:"):
+            from zsl_scale.core import shared_data_dir
+
+            return shared_data_dir() / text.removeprefix("shared:")
+        if text.startswith("@"):
+            name, _, rel = text[1:].partition("/")
+            if name not in self.upstream:
+                raise ConfigError(f"stage {self.spec.name!r} refers to {text!r}, "
+                                  f"but no earlier stage is named {name!r}")
+            return Path(self.upstream[name]["out_dir"]) / rel
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.job_dir / path
+
+    def upstream_of_kind(self, kind: str) -> dict[str, Any]:
+        """The record of the latest earlier stage of ``kind`` (a :class:`ConfigError` when there is none)."""
+        for rec in reversed(list(self.upstream.values())):
+            if rec["kind"] == kind:
+                return rec
+        raise ConfigError(f"stage {self.spec.name!r} needs an earlier {kind!r} stage in job {self.job.name!r}")
+
+
+StageRunner = Callable[[StageContext], list[Path] | None]
+_REGISTRY: dict[str, StageRunner] = {}  # plug-ins (and tests): looked up first
+_BUILTIN: dict[str, StageRunner] = {}  # zsl_scale.jobs.stages
+
+
+def register_stage(kind: str, builtin: bool = False) -> Callable[[StageRunner], StageRunner]:
+    """Decorator: make ``fn(ctx) -> [output paths]`` the runner of stage ``kind``.
+
+    A plug-in registration overrides the built-in runner of the same kind.
+    """
+
+    def deco(fn: StageRunner) -> StageRunner:
+        (_BUILTIN if builtin else _REGISTRY)[kind] = fn
+        return fn
+
+    return deco
+
+
+def stage_runner(kind: str) -> StageRunner:
+    """The runner of ``kind``; unknown kinds get a "did you mean" hint."""
+    known = {**_BUILTIN, **_REGISTRY}
+    if kind not in known:
+        close = difflib.get_close_matches(kind, list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known))}"
+        raise ConfigError(f"unknown stage kind {kind!r}{hint}")
+    return known[kind]
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read and validate a job file; order of stage kinds must follow the pipeline."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"job file {path} is not valid YAML: {exc}") from exc
+    try:
+        job = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"job file {path}: {loc}: {first['msg']}") from exc
+    check_order(job)
+    return job
+
+
+def check_order(job: JobSpec) -> None:
+    """Stage names unique; kinds known to the pipeline and in pipeline order (data flows one way)."""
+    names = [s.name for s in job.stages]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ConfigError(f"job {job.name!r} has two stages named {dup!r}")
+    last = -1
+    for s in job.stages:
+        if s.kind not in PIPELINE_ORDER:
+            stage_runner(s.kind)  # raises with a hint (or accepts a registered custom kind)
+            continue
+        pos = PIPELINE_ORDER.index(s.kind)
+        if pos < last:
+            raise ConfigError(f"stage {s.name!r} ({s.kind}) comes after a {PIPELINE_ORDER[last]} stage; "
+                              f"order is {' → '.join(PIPELINE_ORDER)}")
+        last = pos

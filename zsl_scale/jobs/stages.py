@@ -1,0 +1,238 @@
+"""The built-in stage runners of ``zsl-scale run``: thin adapters from a job stage to each stage module.
+
+Each runner reads its stage config, calls the owning module's public entry point, and returns the
+files that prove it finished (recorded with hashes in ``stage.json``). Contracts between stages:
+
+- **splits** → ``classes.json``: ``seen`` (the label space's seen part, e.g. the 1K), ``train`` (seen
+  classes used for training = seen minus ``heldout``), ``heldout`` (seen classes held out as unseen,
+  for runs that must measure unseen accuracy on real images) and ``splits`` (name → wnids).
+- **features** → ``shards/`` (feature shards + manifest, :mod:`zsl_scale.features.extract`).
+- **embeddings** → ``embeddings.parquet`` (wnid, embedding) and ``groups.tsv`` (wnid, WordNet group).
+- **train** → ``vae/`` (Ray Train / local DDP run folder, :mod:`zsl_scale.distributed.trainer`) and ``vae.pt``.
+- **latents** → ``test/`` (μ of every test image, :mod:`zsl_scale.latents.generate`) and ``classifier.pt``
+  (the final softmax over train ∪ unseen classes, fit on sampled latents).
+- **score** → ``results/`` (one results JSON per split, :mod:`zsl_scale.scoring.imagenet`).
+- **leaderboard** → ``board/`` (:mod:`zsl_scale.report.leaderboard`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text
+from zsl_scale.jobs.registry import StageContext, register_stage
+
+
+def _cfg(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
+    unknown = sorted(set(ctx.config) - allowed)
+    if unknown:
+        raise ConfigError(f"stage {ctx.spec.name!r}: unknown config key {unknown[0]!r}; "
+                          f"known: {', '.join(sorted(allowed))}")
+    return ctx.config
+
+
+def read_classes(ctx: StageContext) -> dict[str, Any]:
+    """The ``classes.json`` of the job's splits stage."""
+    rec = ctx.upstream_of_kind("splits")
+    return json.loads((Path(rec["out_dir"]) / "classes.json").read_text())
+
+
+@register_stage("splits", builtin=True)
+def run_splits(ctx: StageContext) -> list[Path]:
+    """Build the ImageNet-21K splits named in ``splits`` and the seen / held-out class lists."""
+    from zsl_scale.imagenet import build_splits, imagenet_classes, load_split, read_wnid_list
+
+    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet"})
+    names = list(cfg.get("splits", ["2H"]))
+    root = ctx.out_dir / "splits"
+    counts = cfg.get("counts")
+    build_splits(names, root=root, counts_path=ctx.path(counts) if counts else None,
+                 wordnet=cfg.get("wordnet"))
+    seen_cfg = cfg.get("seen", "1k")
+    seen = list(imagenet_classes("1k")) if seen_cfg == "1k" else read_wnid_list(ctx.path(seen_cfg))
+    heldout: list[str] = []
+    if cfg.get("holdout"):
+        hold = cfg["holdout"]
+        rng = np.random.default_rng(int(hold.get("seed", 0)))
+        n = round(float(hold.get("fraction", 0.1)) * len(seen))
+        heldout = sorted(rng.choice(sorted(seen), size=n, replace=False).tolist())
+    held = set(heldout)
+    doc = {"seen": sorted(seen), "train": sorted(w for w in seen if w not in held), "heldout": heldout,
+           "splits": {n: load_split(n, root) for n in names}, "split_root": str(root)}
+    atomic_write_json(ctx.out_dir / "classes.json", doc)
+    return [ctx.out_dir / "classes.json"]
+
+
+@register_stage("features", builtin=True)
+def run_features(ctx: StageContext) -> list[Path]:
+    """Extract backbone features of ``source`` (image tree, tar or list) into ``shards/``."""
+    from dataclasses import fields
+
+    from zsl_scale.features import ExtractOptions, extract_features
+
+    allowed = {f.name for f in fields(ExtractOptions)} - {"overwrite"}
+    cfg = _cfg(ctx, allowed | {"source"})
+    if "source" not in cfg:
+        raise ConfigError(f"stage {ctx.spec.name!r} needs 'source' (a folder, tar or list of images)")
+    opts = ExtractOptions(**{k: v for k, v in cfg.items() if k != "source"})
+    extract_features(ctx.path(cfg["source"]), ctx.out_dir / "shards", opts)
+    return [ctx.out_dir / "shards" / "manifest.json"]
+
+
+@register_stage("embeddings", builtin=True)
+def run_embeddings(ctx: StageContext) -> list[Path]:
+    """Embed every class of the label space (seen ∪ splits) and record each class's WordNet group."""
+    import pyarrow as pa
+
+    from zsl_scale.core import vector_array
+    from zsl_scale.embeddings import embed_classes, load_class_embeddings, resolve_text_model
+    from zsl_scale.imagenet import load_hierarchy
+
+    cfg = _cfg(ctx, {"model", "model_id", "batch_size", "device", "cache", "wordnet"})
+    classes = read_classes(ctx)
+    wnids = sorted(set(classes["seen"]).union(*map(set, classes["splits"].values())))
+    model = resolve_text_model(cfg.get("model", "default"), cfg.get("model_id"))
+    cache = ctx.path(cfg["cache"]) if cfg.get("cache") else None
+    embed_classes(wnids, model, batch_size=int(cfg.get("batch_size", 64)), device=cfg.get("device", "auto"),
+                  cache_root=cache, progress=False)
+    vectors = load_class_embeddings(wnids, model.model_id, cache)
+    table = pa.table({"wnid": pa.array(wnids, pa.string()), "embedding": vector_array(vectors)})
+    atomic_write_parquet(ctx.out_dir / "embeddings.parquet", table)
+    hier = load_hierarchy(cfg.get("wordnet"))
+    atomic_write_text(ctx.out_dir / "groups.tsv", "".join(f"{w}\t{hier.group_of(w)}\n" for w in wnids))
+    return [ctx.out_dir / "embeddings.parquet", ctx.out_dir / "groups.tsv"]
+
+
+def _train_features(ctx: StageContext, features_stage: str, keep: set[str]) -> Path:
+    """The training feature folder: the features stage's shards, minus held-out classes' images."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from zsl_scale.distributed import open_features
+
+    src = ctx.path(f"@{features_stage}/shards")
+    source = open_features(src)
+    if set(source.class_counts) <= keep:
+        return src
+    out = ctx.out_dir / "train_features"
+    for path in source.files:  # one shard at a time: bounded memory
+        table = pq.read_table(path)
+        table = table.filter(pc.is_in(table.column("wnid"), value_set=_arrow_strings(sorted(keep))))
+        atomic_write_parquet(out / path.name, table)
+    return out
+
+
+def _arrow_strings(values: list[str]):
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())
+
+
+@register_stage("train", builtin=True)
+def run_train(ctx: StageContext) -> list[Path]:
+    """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
+    from zsl_scale.distributed import (
+        DistJobConfig,
+        export_model,
+        fit_local,
+        fit_ray,
+        fit_spawn,
+        load_class_table,
+        open_features,
+        prepare_job,
+    )
+
+    cfg = _cfg(ctx, {"features", "runner", "job"})
+    runner = cfg.get("runner", "local")
+    if runner not in ("local", "spawn", "ray"):
+        raise ConfigError(f"stage {ctx.spec.name!r}: runner must be local, spawn or ray, got {runner!r}")
+    classes = read_classes(ctx)
+    feats = _train_features(ctx, cfg.get("features", "features"), set(classes["train"]))
+    emb = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet"
+    job_cfg = DistJobConfig.model_validate({**cfg.get("job", {}), "name": "vae",
+                                            "data": {"features": str(feats), "embeddings": str(emb)}})
+    job_cfg.scale.storage_path = str(ctx.out_dir)
+    job = prepare_job(job_cfg, open_features(feats), load_class_table(emb))
+    if runner == "ray":
+        fit_ray(job)
+    elif runner == "spawn":
+        fit_spawn(job, job_cfg.scale.workers)
+    else:
+        from zsl_scale.core import resolve_device
+
+        fit_local(job, device=str(resolve_device(job_cfg.scale.device)))
+    export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
+        "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
+    return [ctx.out_dir / "vae.pt"]
+
+
+@register_stage("latents", builtin=True)
+def run_latents(ctx: StageContext) -> list[Path]:
+    """μ latents of the test features, and the final softmax over train ∪ unseen classes."""
+    import torch
+
+    from zsl_scale.core import ClassifierConfig, resolve_device
+    from zsl_scale.distributed import build_bank, load_class_table, open_features, save_classifier, train_classifier
+    from zsl_scale.latents import LatentOptions, generate_latents
+    from zsl_scale.method import load_model, scaler_from_extra
+
+    cfg = _cfg(ctx, {"test_features", "classifier", "epochs", "seed", "device", "workers", "encode_batch"})
+    if "epochs" not in cfg:
+        raise ConfigError(f"stage {ctx.spec.name!r} needs 'epochs' for the final classifier "
+                          "(chosen beforehand on a validation split, never on test)")
+    train_dir = Path(ctx.upstream_of_kind("train")["out_dir"])
+    vae_path = train_dir / "vae.pt"
+    classes = read_classes(ctx)
+    seed, dev = int(cfg.get("seed", 0)), resolve_device(cfg.get("device", "auto"))
+    opts = LatentOptions(seed=seed, device=cfg.get("device", "auto"), workers=cfg.get("workers"),
+                         encode_batch=int(cfg.get("encode_batch", 4096)))
+    generate_latents(vae_path, ctx.out_dir / "test", opts, features=ctx.path(cfg.get("test_features", "@features")
+                                                                              + "/shards"))
+    vae, _ = load_model(vae_path, dev)
+    saved = torch.load(vae_path, map_location="cpu", weights_only=False)["extra"]
+    ccfg = ClassifierConfig.model_validate({**saved.get("classifier", {}), **cfg.get("classifier", {})})
+    train = classes["train"]
+    unseen = sorted((set(classes["heldout"]).union(*map(set, classes["splits"].values()))) - set(train))
+    emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
+    scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
+    bank = build_bank(vae, open_features(saved["train_features"]), emb, train, unseen, ccfg, scaler, seed=seed,
+                      device=dev)
+    linear, history = train_classifier(bank, ccfg, int(cfg["epochs"]), seed=seed, device=dev)
+    save_classifier(ctx.out_dir / "classifier.pt", linear, bank.wnids, history, int(cfg["epochs"]))
+    return [ctx.out_dir / "test" / "manifest.json", ctx.out_dir / "classifier.pt"]
+
+
+@register_stage("score", builtin=True)
+def run_score(ctx: StageContext) -> list[Path]:
+    """Score the test latents over each split's GZSL search space; one results JSON per split.
+
+    Inputs come from the upstream stages' records; results land in ``<stage>/results``.
+    """
+    from zsl_scale.scoring import ScoreSettings, job_inputs, score_splits
+
+    settings = ScoreSettings.from_config(dict(ctx.config), ctx.job.name, f"stage {ctx.spec.name!r}")
+    splits_rec = ctx.upstream_of_kind("splits")
+    lat_dir = Path(ctx.upstream_of_kind("latents")["out_dir"])
+    groups_path = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "groups.tsv"
+    chain = {name: {"kind": rec["kind"], "config": rec.get("config", {}), "hash": rec["hash"]}
+             for name, rec in ctx.upstream.items()}
+    chain[ctx.spec.name] = {"kind": ctx.spec.kind, "config": ctx.spec.config}
+    inputs = job_inputs(Path(splits_rec["out_dir"]), lat_dir, groups_path, list(ctx.upstream.values()),
+                        {"job": ctx.job.name, "stages": chain})
+    return score_splits(inputs, settings, ctx.out_dir / "results")
+
+
+@register_stage("leaderboard", builtin=True)
+def run_leaderboard(ctx: StageContext) -> list[Path]:
+    """Leaderboard over this job's results (plus any extra ``results`` folders)."""
+    from zsl_scale.report import build_leaderboard
+
+    cfg = _cfg(ctx, {"results"})
+    dirs = [Path(rec["out_dir"]) / "results" for rec in ctx.upstream.values() if rec["kind"] == "score"]
+    dirs += [ctx.path(p) for p in cfg.get("results", [])]
+    written = build_leaderboard(dirs, ctx.out_dir / "board")
+    return [written["html"], written["csv"], written["markdown"]]

@@ -1,0 +1,28 @@
+"""The small-benchmark protocol: validation phase → epochs → trainval → test, for GZSL, ZSL and GFSL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zsl_scale.core import lazy_exports
+
+_EXPORTS = {
+    "make_phase": "phases",
+    "render_report": "runs",
+    "run_benchmark": "runs",
+    "save_trained": "evaluate",
+    "train_phase": "evaluate",
+}
+__all__ = [
+    "make_phase",
+    "render_report",
+    "run_benchmark",
+    "save_trained",
+    "train_phase",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
+    from zsl_scale.protocol.evaluate import save_trained, train_phase
+    from zsl_scale.protocol.phases import make_phase
+    from zsl_scale.protocol.runs import render_report, run_benchmark

@@ -1,0 +1,58 @@
+"""Scoring: chunked top-k kernels, class tables, per-class metrics, ImageNet split scoring to results files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zsl_scale.core import lazy_exports
+
+_EXPORTS = {
+    "EvalRequest": "inputs",
+    "ScoreInputs": "imagenet",
+    "ScoreSettings": "imagenet",
+    "check_split_names": "inputs",
+    "feature_manifest_hashes": "imagenet",
+    "from_paths": "inputs",
+    "harmonic_mean": "metrics",
+    "job_inputs": "imagenet",
+    "make_inputs": "imagenet",
+    "mean_per_class_accuracy": "metrics",
+    "per_class_accuracy": "metrics",
+    "read_classes_json": "imagenet",
+    "read_groups": "imagenet",
+    "score_splits": "imagenet",
+    "split_manifest_hashes": "imagenet",
+}
+__all__ = [
+    "EvalRequest",
+    "ScoreInputs",
+    "ScoreSettings",
+    "check_split_names",
+    "feature_manifest_hashes",
+    "from_paths",
+    "harmonic_mean",
+    "job_inputs",
+    "make_inputs",
+    "mean_per_class_accuracy",
+    "per_class_accuracy",
+    "read_classes_json",
+    "read_groups",
+    "score_splits",
+    "split_manifest_hashes",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
+    from zsl_scale.scoring.imagenet import (
+        ScoreInputs,
+        ScoreSettings,
+        feature_manifest_hashes,
+        job_inputs,
+        make_inputs,
+        read_classes_json,
+        read_groups,
+        score_splits,
+        split_manifest_hashes,
+    )
+    from zsl_scale.scoring.inputs import EvalRequest, check_split_names, from_paths
+    from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy

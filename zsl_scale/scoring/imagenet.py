@@ -1,0 +1,247 @@
+"""Scoring ImageNet splits: test latents × the final classifier → one results JSON per split.
+
+One implementation, two entry points: the job's ``score`` stage (:func:`zsl_scale.jobs.stages.run_score`,
+inputs from the upstream stage records) and ``zsl-scale imagenet evaluate`` (:mod:`zsl_scale.jobs.imagenet_eval`, inputs
+from a job folder or explicit paths). Both build a :class:`ScoreInputs` and call :func:`score_splits`.
+
+For each split the search space is the GZSL label space of DESIGN §1 (the seen classes, then the
+split's classes; :func:`zsl_scale.scoring.score.gzsl_search_space`). Images whose class is outside that space
+are not scored for that split (they belong to other splits). S is the per-class mean top-1 over the
+images of the training classes, U over the images of the unseen classes (the split's classes and any
+seen classes held out of training); H their harmonic mean. ``per_group`` averages per-class top-1 by
+WordNet group.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zsl_scale.core import ConfigError, DataError, capture, sha256_file
+from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.scoring.score import (
+    ClassTable,
+    Scorer,
+    calibrated_stacking,
+    gzsl_metrics,
+    gzsl_search_space,
+    iter_parquet_batches,
+    linear_table,
+    score_stream,
+)
+
+ALLOWED = {"dataset", "method", "splits", "top_k", "device", "backend", "batch_rows", "calibrated_stacking",
+           "seed", "notes"}
+
+
+@dataclass
+class ScoreSettings:
+    """How to score (the ``score`` stage's config keys; :data:`ALLOWED`)."""
+
+    dataset: str
+    method: str = "CADA-VAE"
+    splits: list[str] | None = None  # default: every split in ``ScoreInputs.classes``
+    top_k: tuple[int, ...] = (1, 5)
+    device: str = "auto"
+    backend: str = "chunked"
+    batch_rows: int = 65536
+    calibrated_stacking: float | None = None
+    seed: int = 0
+    notes: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], default_dataset: str, where: str) -> ScoreSettings:
+        unknown = sorted(set(cfg) - ALLOWED)
+        if unknown:
+            raise ConfigError(f"{where}: unknown config key {unknown[0]!r}")
+        gamma = cfg.get("calibrated_stacking")
+        return cls(dataset=cfg.get("dataset", default_dataset), method=cfg.get("method", "CADA-VAE"),
+                   splits=list(cfg["splits"]) if cfg.get("splits") else None,
+                   top_k=tuple(int(k) for k in cfg.get("top_k", [1, 5])), device=cfg.get("device", "auto"),
+                   backend=cfg.get("backend", "chunked"), batch_rows=int(cfg.get("batch_rows", 65536)),
+                   calibrated_stacking=None if gamma is None else float(gamma), seed=int(cfg.get("seed", 0)),
+                   notes=cfg.get("notes", ""))
+
+
+@dataclass
+class ScoreInputs:
+    """What scoring reads, however it was found.
+
+    ``classes`` has ``seen`` (the label space's seen part), ``train`` (seen classes the model was trained
+    on), ``heldout`` (seen classes held out as unseen) and ``splits`` (name → wnids), as the splits
+    stage's ``classes.json``. ``manifests`` (name → sha256) and ``config`` go into every results file;
+    ``split_manifests`` adds the split's own manifest hash.
+    """
+
+    classes: dict[str, Any]
+    classifier: ClassTable  # over train ∪ unseen classes; rows in any order
+    classifier_epochs: int | None
+    query_shards: list[Path]  # parquet with ``latent`` + ``wnid`` columns (μ of the test images)
+    groups: dict[str, str]  # wnid → WordNet group
+    config: dict[str, Any]
+    manifests: dict[str, str] = field(default_factory=dict)
+    split_manifests: dict[str, str] = field(default_factory=dict)
+
+
+def load_classifier(path: Path) -> tuple[ClassTable, int | None]:
+    """The final classifier (``weight``/``bias``/``wnids``; an older ``state_dict`` layout is read too)."""
+    import torch
+
+    if not path.is_file():
+        raise DataError(f"classifier not found: {path}")
+    try:
+        clf = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise DataError(f"cannot load classifier {path}: {exc}") from exc
+    params = clf.get("state_dict", clf) if isinstance(clf, dict) else {}
+    if "wnids" not in clf or "weight" not in params:
+        raise DataError(f"{path} is not a zsl-scale classifier (needs 'wnids' and 'weight')")
+    bias = params.get("bias")
+    table = linear_table(clf["wnids"], params["weight"].numpy(), None if bias is None else bias.numpy())
+    return table, clf.get("epochs")
+
+
+def latent_shards(directory: Path) -> list[Path]:
+    """The shards of a latents folder, as its manifest lists them."""
+    manifest = directory / "manifest.json"
+    if not manifest.is_file():
+        raise DataError(f"no latents manifest.json in {directory} (write test latents with "
+                        "`zsl-scale latents generate --features …`)")
+    doc = json.loads(manifest.read_text())
+    if doc.get("complete") is False:
+        raise DataError(f"latents in {directory} are incomplete; re-run `zsl-scale latents generate` to finish")
+    return [directory / name for name in sorted(doc["shards"])]
+
+
+def query_dim(shards: list[Path], column: str = "latent") -> int:
+    """Width of the query vectors, from the first shard's schema (no rows read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not shards:
+        raise DataError("no query latent shards to score")
+    try:
+        schema = pq.read_schema(shards[0])
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read query shard {shards[0]}: {exc}") from exc
+    if column not in schema.names:
+        raise DataError(f"query shard {shards[0]} has no {column!r} column (columns: {', '.join(schema.names)})")
+    ftype = schema.field(column).type
+    return ftype.list_size if pa.types.is_fixed_size_list(ftype) else -1
+
+
+def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path) -> list[Path]:
+    """Score every requested split (see the module docstring); returns the results files.
+
+    Every split is checked (known, every class with a classifier row, query width) before any scoring,
+    so a bad request writes nothing.
+    """
+    classes, gamma = inputs.classes, settings.calibrated_stacking
+    names = settings.splits or sorted(classes["splits"])
+    spaces: dict[str, ClassTable] = {}
+    for name in names:
+        if name not in classes["splits"]:
+            raise ConfigError(f"split {name!r} was not built by the splits stage (built: "
+                              f"{', '.join(sorted(classes['splits']))})")
+        space = gzsl_search_space(classes["seen"], classes["splits"][name])
+        spaces[name] = inputs.classifier.subset(space, what=f"search space of split {name}")
+    dim = query_dim(inputs.query_shards)
+    if dim != inputs.classifier.dim:
+        raise DataError(f"query latents in {inputs.query_shards[0].parent} are {dim}-d but the classifier "
+                        f"expects dimension {inputs.classifier.dim}")
+    method = settings.method + ("+CS" if gamma is not None else "")
+    written = []
+    for name, table in spaces.items():
+        if gamma is not None:
+            table = calibrated_stacking(table, classes["train"], gamma)
+        scorer = Scorer(table, k=max(settings.top_k), device=settings.device, backend=settings.backend)
+        try:
+            batches = iter_parquet_batches(inputs.query_shards, table.class_ids, settings.batch_rows,
+                                           feature_column="latent", skip_outside=True)
+            acc = score_stream(scorer, batches, settings.top_k)
+        finally:
+            scorer.close()
+        unseen = sorted(set(classes["heldout"]) | set(classes["splits"][name]))
+        metrics = gzsl_metrics(acc, table, seen=classes["train"], unseen=unseen, groups=inputs.groups)
+        manifests = dict(inputs.manifests)
+        if name in inputs.split_manifests:
+            manifests[f"split:{name}"] = inputs.split_manifests[name]
+        record = ResultRecord(
+            dataset=settings.dataset, split=name, method=method, seed=settings.seed,
+            metrics=Metrics(**metrics), config=inputs.config, manifests=manifests,
+            seeds={"score": settings.seed}, provenance=capture(scorer.device),
+            extra={"search_space": len(table.class_ids), "images": int(acc.totals.sum()),
+                   "seen_classes": len(classes["seen"]), "heldout_classes": len(classes["heldout"]),
+                   "split_classes": len(classes["splits"][name]), "backend": settings.backend,
+                   "calibrated_stacking_gamma": gamma, "classifier_epochs": inputs.classifier_epochs,
+                   "notes": settings.notes})
+        written.append(write_result(record, results_dir))
+    return written
+
+
+def job_inputs(splits_dir: Path, lat_dir: Path, groups_path: Path, records: list[dict[str, Any]],
+               config: dict[str, Any]) -> ScoreInputs:
+    """:class:`ScoreInputs` from a job's splits, latents and embeddings stage folders."""
+    classes = read_classes_json(splits_dir)
+    return make_inputs(classes, lat_dir / "classifier.pt", lat_dir / "test", read_groups(groups_path), config,
+                       feature_manifest_hashes(records), split_manifest_hashes(splits_dir, classes["splits"]))
+
+
+def make_inputs(classes: dict[str, Any], classifier: Path, queries: Path, groups: dict[str, str],
+                config: dict[str, Any], manifests: dict[str, str] | None = None,
+                split_manifests: dict[str, str] | None = None) -> ScoreInputs:
+    """Load the classifier and list the query shards; their hashes join ``manifests``."""
+    table, epochs = load_classifier(classifier)
+    shards = latent_shards(queries)
+    hashes = {**(manifests or {}), "latents:test": sha256_file(queries / "manifest.json"),
+              "classifier": sha256_file(classifier)}
+    return ScoreInputs(classes, table, epochs, shards, groups, config, hashes, dict(split_manifests or {}))
+
+
+def read_classes_json(splits_dir: Path) -> dict[str, Any]:
+    """The splits stage's ``classes.json`` (seen, train, heldout, splits)."""
+    path = splits_dir / "classes.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    missing = [k for k in ("seen", "train", "heldout", "splits") if k not in doc]
+    if missing:
+        raise DataError(f"{path} lacks {missing[0]!r}")
+    return doc
+
+
+def split_manifest_hashes(splits_dir: Path, names: Any) -> dict[str, str]:
+    """sha256 of each built split's manifest under a splits stage folder (splits without one are skipped)."""
+    out = {}
+    for name in names:
+        path = splits_dir / "splits" / "imagenet21k" / name / "manifest.json"
+        if path.is_file():
+            out[name] = sha256_file(path)
+    return out
+
+
+def feature_manifest_hashes(records: list[dict[str, Any]]) -> dict[str, str]:
+    """``features:<stage>`` → sha256 of each features stage's shard manifest."""
+    out = {}
+    for rec in records:
+        path = Path(rec["out_dir"]) / "shards" / "manifest.json"
+        if rec["kind"] == "features" and path.is_file():
+            out[f"features:{rec['name']}"] = sha256_file(path)
+    return out
+
+
+def read_groups(path: Path) -> dict[str, str]:
+    """``wnid<TAB>group`` lines (the embeddings stage's ``groups.tsv``)."""
+    if not path.is_file():
+        raise DataError(f"WordNet group file not found: {path}")
+    out = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            wnid, sep, group = line.partition("\t")
+            if not sep:
+                raise DataError(f"{path}:{lineno}: expected 'wnid<TAB>group'")
+            out[wnid.strip()] = group.strip()
+    return out
