@@ -7,15 +7,22 @@ from typing import TYPE_CHECKING
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "ALL_SPLIT_NAMES": "splits",
     "COUNT_SPLITS": "splits",
+    "FALL11_TOPS": "fall11",
     "HOP_SPLITS": "splits",
-    "HopDefinition": "splits",
+    "SPLIT_SETS": "splits",
     "STRUCTURAL_SPLITS": "splits",
+    "XIAN2018_SHA256": "xian",
+    "XIAN_SPLIT_NAMES": "splits",
+    "HopDefinition": "splits",
     "build_splits": "splits",
     "built_split_names": "checks",
     "check_split_name": "splits",
     "compare_lists": "checks",
+    "compare_set": "reference",
     "default_splits_root": "splits",
+    "explain": "reference",
     "first_lemma": "classes",
     "glosses": "classes",
     "hop_size_table": "checks",
@@ -26,18 +33,26 @@ _EXPORTS = {
     "load_split": "splits",
     "manifest_sha256": "splits",
     "read_wnid_list": "classes",
+    "split_set": "splits",
     "validate_splits": "checks",
 }
 __all__ = [
+    "ALL_SPLIT_NAMES",
     "COUNT_SPLITS",
+    "FALL11_TOPS",
     "HOP_SPLITS",
+    "SPLIT_SETS",
     "STRUCTURAL_SPLITS",
+    "XIAN2018_SHA256",
+    "XIAN_SPLIT_NAMES",
     "HopDefinition",
     "build_splits",
     "built_split_names",
     "check_split_name",
     "compare_lists",
+    "compare_set",
     "default_splits_root",
+    "explain",
     "first_lemma",
     "glosses",
     "hop_size_table",
@@ -48,6 +63,7 @@ __all__ = [
     "load_split",
     "manifest_sha256",
     "read_wnid_list",
+    "split_set",
     "validate_splits",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -55,11 +71,16 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.imagenet.checks import built_split_names, compare_lists, hop_size_table, validate_splits
     from zsl_scale.imagenet.classes import first_lemma, glosses, imagenet_classes, lemmas, read_wnid_list
+    from zsl_scale.imagenet.fall11 import FALL11_TOPS
     from zsl_scale.imagenet.hierarchy import load_hierarchy
+    from zsl_scale.imagenet.reference import compare_set, explain
     from zsl_scale.imagenet.splits import (
+        ALL_SPLIT_NAMES,
         COUNT_SPLITS,
         HOP_SPLITS,
+        SPLIT_SETS,
         STRUCTURAL_SPLITS,
+        XIAN_SPLIT_NAMES,
         HopDefinition,
         build_splits,
         check_split_name,
@@ -67,4 +88,6 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         load_manifest,
         load_split,
         manifest_sha256,
+        split_set,
     )
+    from zsl_scale.imagenet.xian import XIAN2018_SHA256

@@ -18,10 +18,9 @@ from zsl_scale.imagenet.classes import imagenet_classes
 from zsl_scale.imagenet.counts import read_count_table, validate_counts
 from zsl_scale.imagenet.hierarchy import DIRECTIONS, GRAPHS, Hierarchy, load_hierarchy
 from zsl_scale.imagenet.splits import (
+    ALL_SPLIT_NAMES,
     COUNT_SPLITS,
-    DATASET,
     HOP_SPLITS,
-    SPLIT_NAMES,
     HopDefinition,
     build_split,
     check_split_name,
@@ -79,9 +78,8 @@ class Validation:
 
 
 def built_split_names(root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the splits that have a manifest under ``root``, in :data:`SPLIT_NAMES` order."""
-    base = Path(root or default_splits_root()) / DATASET
-    return [n for n in SPLIT_NAMES if (base / n / "manifest.json").is_file()]
+    """Names of the splits (of both sets) that have a manifest under ``root``, ours first."""
+    return [n for n in ALL_SPLIT_NAMES if (split_dir(n, root) / "manifest.json").is_file()]
 
 
 def validate_splits(
@@ -89,15 +87,17 @@ def validate_splits(
     names: Iterable[str] | None = None,
     counts_path: str | os.PathLike[str] | None = None,
     hierarchy: Hierarchy | None = None,
+    xian_source: str | os.PathLike[str] | None = None,
 ) -> list[Validation]:
     """Rebuild splits in memory with their manifest's parameters and compare bytes and hashes.
 
     Count splits are re-built only when ``counts_path`` is the table they were built from (same
     sha256); otherwise they are reported as ``skipped`` after checking the list against its manifest.
+    Xian et al.'s lists are "re-built" by reading the source list and checking its pinned sha256.
     """
     names = [check_split_name(n) for n in names] if names is not None else built_split_names(root)
     if not names:
-        raise DataError(f"no built splits under {Path(root or default_splits_root()) / DATASET}")
+        raise DataError(f"no built splits under {Path(root or default_splits_root())}")
     counts = None
     counts_sha = None
     if counts_path is not None:
@@ -120,7 +120,11 @@ def validate_splits(
             p = manifest["parameters"]
             hops = HopDefinition(graph=p["graph"], direction=p["direction"], count=p["count"])
             hierarchy = hierarchy or load_hierarchy()
-        build = build_split(name, hierarchy, counts, hops)
+        try:
+            build = build_split(name, hierarchy, counts, hops, xian_source)
+        except DataError as exc:  # a Xian source list that is missing or altered
+            out.append(Validation(name, "mismatch", str(exc)))
+            continue
         if counts_sha and name in COUNT_SPLITS:
             build.inputs["count_table"] = {"sha256": counts_sha, "rows": len(counts or {})}
         text = split_text(build.wnids)
@@ -131,15 +135,20 @@ def validate_splits(
             out.append(Validation(
                 name, "mismatch",
                 f"rebuild differs: {diff.built} vs {diff.reference} classes, {len(diff.only_built)} only in "
-                "rebuild, {len(diff.only_reference)} only on disk (or manifest fields differ)",
+                f"rebuild, {len(diff.only_reference)} only on disk (or manifest fields differ)",
             ))
         else:
             out.append(Validation(name, "ok", f"{len(build.wnids)} classes, sha256 {sha256_bytes(text.encode())[:12]}"))
     return out
 
 
-def hop_size_table(hierarchy: Hierarchy) -> list[dict[str, Any]]:
-    """2H/3H sizes under every :class:`HopDefinition` (the evidence behind the default)."""
+def hop_size_table(hierarchy: Hierarchy, reference: dict[str, set[str]] | None = None) -> list[dict[str, Any]]:
+    """2H/3H sizes under every :class:`HopDefinition` (the evidence behind the default).
+
+    With ``reference`` (``"2H"``, ``"3H"`` and ``"All"`` of a published set), each row also gets
+    ``<split> J``: the Jaccard index of our list restricted to the reference ``All`` with the
+    reference list, so definitions are ranked by agreement with the list itself, not its size.
+    """
     seen = set(imagenet_classes("1k"))
     candidates = set(unseen_candidates())
     rows = []
@@ -151,5 +160,7 @@ def hop_size_table(hierarchy: Hierarchy) -> list[dict[str, Any]]:
                 for name, k in HOP_SPLITS.items():
                     reach = hierarchy.within_hops(seen, hd.edges(k), direction, seen | candidates, graph)
                     row[name] = len(reach & candidates)
+                    if reference is not None:
+                        row[f"{name} J"] = compare_lists(reach & reference["All"], reference[name]).jaccard
                 rows.append(row)
     return rows

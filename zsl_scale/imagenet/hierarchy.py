@@ -28,15 +28,16 @@ import numpy as np
 
 from zsl_scale.core import DataError, atomic_path, cache_dir
 from zsl_scale.imagenet import wordnet as _wn
+from zsl_scale.imagenet.fall11 import Fall11Graph, fall11_graph
 from zsl_scale.imagenet.wordnet import GRAPH_FORMAT, WordNetSource, find_wordnet, unpack_strings
 
 __all__ = ["DIRECTIONS", "GRAPHS", "Hierarchy", "WordNetSource", "find_wordnet", "load_hierarchy", "offset_of",
            "wnid_of"]
 
 Direction = Literal["undirected", "tree", "directed"]
-GraphKind = Literal["wordnet", "imagenet", "imagenet-edges"]
-DIRECTIONS: tuple[str, ...] = ("undirected", "tree", "directed")
-GRAPHS: tuple[str, ...] = ("wordnet", "imagenet", "imagenet-edges")
+GraphKind = Literal["fall11", "wordnet", "imagenet", "imagenet-edges"]
+DIRECTIONS: tuple[str, ...] = ("tree", "undirected", "directed")
+GRAPHS: tuple[str, ...] = ("fall11", "wordnet", "imagenet", "imagenet-edges")
 
 
 def wnid_of(offset: int) -> str:
@@ -75,10 +76,14 @@ class Hierarchy:
         n = len(self.offsets)
         self._parents: list[list[int]] = [[] for _ in range(n)]
         self._children: list[list[int]] = [[] for _ in range(n)]
-        for c, p in zip(child.tolist(), parent.tolist(), strict=True):
+        self._hypernym_parents: list[list[int]] = [[] for _ in range(n)]
+        for c, p, k in zip(child.tolist(), parent.tolist(), self.edge_kind.tolist(), strict=True):
             self._parents[c].append(p)
             self._children[p].append(c)
+            if k == 0:
+                self._hypernym_parents[c].append(p)
         self._reader: Any = None
+        self._fall11: tuple[frozenset[str], Fall11Graph] | None = None
 
     @property
     def version(self) -> str:
@@ -106,6 +111,17 @@ class Hierarchy:
     def parents(self, wnid: str) -> list[str]:
         """Direct hypernyms and instance hypernyms, sorted."""
         return sorted(self.wnids[p] for p in self._parents[self.index(wnid)])
+
+    def hypernyms(self, wnid: str) -> list[str]:
+        """Direct hypernyms only (no instance hypernyms), sorted: the parents in ImageNet's fall-2011 tree."""
+        return sorted(self.wnids[p] for p in self._hypernym_parents[self.index(wnid)])
+
+    def fall11(self, nodes: Iterable[str]) -> Fall11Graph:
+        """ImageNet's fall-2011 tree for the ImageNet synsets ``nodes`` (built once per node set)."""
+        key = frozenset(nodes)
+        if self._fall11 is None or self._fall11[0] != key:
+            self._fall11 = (key, fall11_graph(self, self._hypernym_parents, key))
+        return self._fall11[1]
 
     def children(self, wnid: str) -> list[str]:
         """Direct hyponyms and instance hyponyms, sorted."""
@@ -170,7 +186,9 @@ class Hierarchy:
                 count as 2 apart); ``"tree"``: up steps then down steps, i.e. paths through a common
                 ancestor, the distance of a tree; ``"directed"``: pure ancestors or pure descendants.
             nodes: Synset set for the ImageNet graphs (required unless ``graph="wordnet"``).
-            graph: ``"wordnet"``: the whole noun graph, walks may pass through any synset;
+            graph: ``"fall11"``: ImageNet's fall-2011 tree (:mod:`zsl_scale.imagenet.fall11`: hypernym
+                edges, eight top categories under a root, a misc node; ``nodes`` = the ImageNet synsets);
+                ``"wordnet"``: the whole noun graph, walks may pass through any synset;
                 ``"imagenet"``: the is-a order induced on ``nodes`` (each node linked to its nearest
                 ancestors within ``nodes``, i.e. the Hasse diagram of the sub-order);
                 ``"imagenet-edges"``: only WordNet edges whose two ends are both in ``nodes``.
@@ -187,7 +205,7 @@ class Hierarchy:
             reach = set(_bfs_budget(up, children, max_edges))
         else:
             raise DataError(f"unknown hop direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
-        return {self.wnids[i] for i in reach}
+        return {self.wnids[i] for i in reach if i < len(self)}  # fall11's root and misc are not synsets
 
     def _graph(
         self, graph: str, nodes: Iterable[str] | None
@@ -198,6 +216,9 @@ class Hierarchy:
             raise DataError(f"unknown hop graph {graph!r}; use one of {', '.join(GRAPHS)}")
         if nodes is None:
             raise DataError(f"hop graph {graph!r} needs the set of ImageNet synsets")
+        if graph == "fall11":
+            tree = self.fall11(nodes)
+            return tree.parents, tree.children, None
         allowed = {self.index(w) for w in nodes}
         parents: list[list[int]] = [[] for _ in range(len(self))]
         for i in allowed:

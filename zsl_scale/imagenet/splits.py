@@ -9,11 +9,14 @@ Every split is a set of ImageNet-21K (fall 2011) classes outside the 1K ILSVRC-2
 * ``M500/M1K/M5K`` / ``L500/L1K/L5K``: the most / least populated classes, from a (wnid, count)
   table. Ties are broken by wnid (ascending) so that a table gives exactly one split.
 
+A second, reference set holds Xian et al.'s own nine lists, named ``xian2018/<split>``
+(:mod:`zsl_scale.imagenet.xian`): copied unchanged, pinned by sha256, never recomputed.
+
 On disk (DESIGN §2, one directory per split so that splits built at different times, e.g. M/L once a
 count table exists, never rewrite each other's manifest)::
 
-    <root>/imagenet21k/<split>/<split>.txt      one wnid per line, sorted
-    <root>/imagenet21k/<split>/manifest.json    definition, parameters, sizes, sources, sha256s
+    <root>/<set>/<split>/<split>.txt      one wnid per line, sorted (<set>: imagenet21k or xian2018)
+    <root>/<set>/<split>/manifest.json    definition, parameters, sizes, sources, sha256s
 
 Builds are deterministic (no dates or paths in manifests), so a rebuild is byte-identical and
 ``validate`` (:mod:`zsl_scale.imagenet.checks`) can compare hashes. All inputs are checked before
@@ -42,12 +45,16 @@ from zsl_scale.core import (
 from zsl_scale.imagenet.classes import class_list_sha256, imagenet_classes
 from zsl_scale.imagenet.counts import read_count_table, select_by_count, validate_counts
 from zsl_scale.imagenet.hierarchy import DIRECTIONS, GRAPHS, Hierarchy, load_hierarchy
+from zsl_scale.imagenet.xian import XIAN2018, XIAN2018_SPLITS, read_xian_list, xian_definition
 
 __all__ = [
+    "ALL_SPLIT_NAMES",
     "COUNT_SPLITS",
     "DATASET",
     "HOP_SPLITS",
     "SPLIT_NAMES",
+    "SPLIT_SETS",
+    "XIAN_SPLIT_NAMES",
     "HopDefinition",
     "SplitBuild",
     "build_split",
@@ -59,6 +66,7 @@ __all__ = [
     "load_split",
     "manifest_sha256",
     "split_dir",
+    "split_set",
     "unseen_candidates",
     "write_split",
 ]
@@ -76,6 +84,9 @@ COUNT_SPLITS: dict[str, tuple[Literal["most", "least"], int]] = {
 }
 SPLIT_NAMES: tuple[str, ...] = ("2H", "3H", *COUNT_SPLITS, "All")
 STRUCTURAL_SPLITS: tuple[str, ...] = ("2H", "3H", "All")
+XIAN_SPLIT_NAMES: tuple[str, ...] = tuple(f"{XIAN2018}/{n}" for n in XIAN2018_SPLITS)
+ALL_SPLIT_NAMES: tuple[str, ...] = (*SPLIT_NAMES, *XIAN_SPLIT_NAMES)
+SPLIT_SETS: dict[str, tuple[str, ...]] = {DATASET: SPLIT_NAMES, XIAN2018: XIAN_SPLIT_NAMES}
 
 
 @dataclass(frozen=True)
@@ -83,19 +94,21 @@ class HopDefinition:
     """What "within k hops of a 1K class" means (the literature's "tree hops" is ambiguous).
 
     Attributes:
-        graph: ``"imagenet"`` (is-a order induced on the 21K+1K synsets), ``"wordnet"`` (whole noun
-            graph) or ``"imagenet-edges"`` (WordNet edges between two ImageNet synsets only).
-        direction: ``"undirected"`` walks, ``"tree"`` (up then down) or ``"directed"`` (pure
+        graph: ``"fall11"`` (ImageNet's fall-2011 tree: WordNet hypernym edges, eight top categories
+            under a root, a misc node; :mod:`zsl_scale.imagenet.fall11`), ``"imagenet"`` (is-a order
+            induced on the 21K+1K synsets), ``"wordnet"`` (whole noun graph) or ``"imagenet-edges"``
+            (WordNet edges between two ImageNet synsets only).
+        direction: ``"tree"`` (up then down), ``"undirected"`` walks or ``"directed"`` (pure
             ancestors / descendants); see :meth:`zsl_scale.imagenet.hierarchy.Hierarchy.within_hops`.
         count: ``"synsets"``: k hops = a path of k synsets including the 1K class (k-1 edges);
             ``"edges"``: k hops = k edges.
 
-    The default (imagenet, undirected, synsets) gives 2H = 1,572 and 3H = 7,458 classes, the closest
-    of all variants to the published 1,549 / 7,860 (SynC/GCN) and 1,509 / 7,678 (Xian et al.).
+    The default (fall11, tree, synsets) gives 2H = 1,548 and 3H = 7,817 classes; restricted to Xian et
+    al.'s ``All`` they equal Xian's 2H / 3H except for animal.n.01 and its 42 children (docs/splits.md).
     """
 
-    graph: str = "imagenet"
-    direction: str = "undirected"
+    graph: str = "fall11"
+    direction: str = "tree"
     count: str = "synsets"
 
     def __post_init__(self) -> None:
@@ -139,21 +152,37 @@ def default_splits_root() -> Path:
 
 
 def check_split_name(name: str) -> str:
-    """Return ``name`` if it is a known split, else raise DataError with a "did you mean" hint."""
-    if name in SPLIT_NAMES:
+    """Return ``name`` if it is a known split, else raise DataError with a "did you mean" hint.
+
+    Our own splits have bare names (``2H``, ``M500``, ``All``); Xian et al.'s are ``xian2018/<name>``.
+    """
+    if name in ALL_SPLIT_NAMES:
         return name
-    lookup = {n.lower(): n for n in SPLIT_NAMES}
-    if name.lower() in lookup:
-        close = [lookup[name.lower()]]  # names are case-sensitive on disk: suggest the exact spelling
+    lookup = {n.lower(): n for n in ALL_SPLIT_NAMES}
+    key = name.lower()
+    if key in lookup:
+        close = [lookup[key]]  # names are case-sensitive on disk: suggest the exact spelling
     else:
-        close = [lookup[c] for c in difflib.get_close_matches(name.lower(), list(lookup), n=2, cutoff=0.5)]
-    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-    raise DataError(f"unknown split {name!r}{hint}; known splits: {', '.join(SPLIT_NAMES)}")
+        close = [lookup[c] for c in difflib.get_close_matches(key, list(lookup), n=2, cutoff=0.5)]
+        short = key.rsplit("/", 1)[-1]
+        if "/" in key and f"{XIAN2018}/{short}" in lookup and lookup[f"{XIAN2018}/{short}"] not in close:
+            close.insert(0, lookup[f"{XIAN2018}/{short}"])  # "xian/M500", "Xian2018/m500"
+    hint = f" (did you mean {' or '.join(close[:2])}?)" if close else ""
+    raise DataError(f"unknown split {name!r}{hint}; known splits: {', '.join(SPLIT_NAMES)} and "
+                    f"{XIAN2018}/<{'|'.join(XIAN2018_SPLITS)}>")
+
+
+def split_set(name: str) -> tuple[str, str]:
+    """``(set, split)`` of a split name: ``"2H" -> ("imagenet21k", "2H")``,
+    ``"xian2018/M500" -> ("xian2018", "M500")``."""
+    name = check_split_name(name)
+    return (XIAN2018, name.split("/", 1)[1]) if "/" in name else (DATASET, name)
 
 
 def split_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
-    """Directory of split ``name`` under ``root``."""
-    return Path(root or default_splits_root()) / DATASET / check_split_name(name)
+    """Directory of split ``name`` under ``root``: ``<root>/<set>/<split>``."""
+    dataset, short = split_set(name)
+    return Path(root or default_splits_root()) / dataset / short
 
 
 def unseen_candidates() -> list[str]:
@@ -167,6 +196,7 @@ def build_split(
     hierarchy: Hierarchy | None = None,
     counts: dict[str, int] | None = None,
     hops: HopDefinition | None = None,
+    xian_source: str | os.PathLike[str] | None = None,
 ) -> SplitBuild:
     """Compute one split in memory (nothing is written).
 
@@ -175,11 +205,15 @@ def build_split(
         hierarchy: The WordNet graph (loaded on demand for 2H/3H).
         counts: Validated (wnid, image count) table; required for M*/L* splits.
         hops: Hop definition for 2H/3H (default :class:`HopDefinition`).
+        xian_source: Folder of Xian et al.'s lists (default: the committed ones, else the shared data).
 
     Raises:
-        DataError: unknown name, or a count split without a count table.
+        DataError: unknown name, a count split without a count table, a Xian list not found or altered.
     """
-    check_split_name(name)
+    dataset, short = split_set(name)
+    if dataset == XIAN2018:
+        wnids, source = read_xian_list(short, xian_source)
+        return SplitBuild(name, wnids, xian_definition(short), {}, {"source": source})
     candidates = unseen_candidates()
     base_inputs = {"seen": _list_info("1k"), "class_list": _list_info("21k")}
     if name == "All":
@@ -192,7 +226,8 @@ def build_split(
         reach = hier.within_hops(seen, hops.edges(k), hops.direction, seen | set(candidates), hops.graph)
         definition = f"ImageNet-21K classes not in the 1K within {k} hops of a 1K class ({hops.describe()})"
         params = {"hops": k, "max_edges": hops.edges(k), **asdict(hops)}
-        inputs = {**base_inputs, "wordnet": {"version": hier.version, "edges": "hypernym + instance_hypernym"}}
+        edges = "hypernym" if hops.graph == "fall11" else "hypernym + instance_hypernym"
+        inputs = {**base_inputs, "wordnet": {"version": hier.version, "edges": edges}}
         return SplitBuild(name, sorted(reach.intersection(candidates)), definition, params, inputs)
     if counts is None:
         raise DataError(f"split {name} needs a per-class image count table (--counts FILE with wnid,count)")
@@ -221,15 +256,16 @@ def manifest_for(build: SplitBuild, text: str) -> dict[str, Any]:
     seen = set(imagenet_classes("1k"))
     if seen.intersection(build.wnids):
         raise AssertionError(f"split {build.name} overlaps the 1K")  # a bug, never bad input
+    dataset, short = split_set(build.name)
     return {
         "schema_version": MANIFEST_SCHEMA,
-        "dataset": DATASET,
-        "split": build.name,
+        "dataset": dataset,
+        "split": short,
         "definition": build.definition,
         "parameters": build.parameters,
         "inputs": build.inputs,
         "num_classes": len(build.wnids),
-        "files": {f"{build.name}.txt": {"sha256": sha256_bytes(text.encode()), "rows": len(build.wnids)}},
+        "files": {f"{short}.txt": {"sha256": sha256_bytes(text.encode()), "rows": len(build.wnids)}},
     }
 
 
@@ -238,7 +274,7 @@ def write_split(build: SplitBuild, root: str | os.PathLike[str] | None = None) -
     out = split_dir(build.name, root)
     text = split_text(build.wnids)
     manifest = manifest_for(build, text)
-    atomic_write_text(out / f"{build.name}.txt", text)
+    atomic_write_text(out / f"{out.name}.txt", text)
     atomic_write_json(out / "manifest.json", manifest)
     return out
 
@@ -250,10 +286,12 @@ def build_splits(
     hops: HopDefinition | None = None,
     hierarchy: Hierarchy | None = None,
     wordnet: str | os.PathLike[str] | None = None,
+    xian_source: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Build and write splits; every input is checked and every split computed before any write.
 
-    ``wordnet`` is an explicit WordNet location, used only if ``hierarchy`` is not given.
+    ``wordnet`` is an explicit WordNet location, used only if ``hierarchy`` is not given; ``xian_source``
+    a folder of Xian et al.'s lists (``xian2018/<split>`` names are copied from it after a sha256 check).
 
     Raises:
         DataError: unknown split name, bad count table, WordNet missing. Nothing is written then.
@@ -266,7 +304,7 @@ def build_splits(
     hier = hierarchy
     if hier is None and any(n in HOP_SPLITS for n in names):
         hier = load_hierarchy(wordnet)
-    builds = [build_split(n, hier, counts, hops) for n in names]
+    builds = [build_split(n, hier, counts, hops, xian_source) for n in names]
     if counts_path is not None:
         table = {"sha256": sha256_file(counts_path), "rows": len(counts or {})}
         for b in builds:
@@ -305,7 +343,8 @@ def load_split(name: str, root: str | os.PathLike[str] | None = None, verify: bo
         DataError: unknown name, split not built, or list does not match its manifest.
     """
     manifest = load_manifest(name, root)
-    path = split_dir(name, root) / f"{name}.txt"
+    folder = split_dir(name, root)
+    path = folder / f"{folder.name}.txt"
     if not path.is_file():
         raise DataError(f"split list missing: {path} (run `zsl-scale splits build`)")
     expected = manifest.get("files", {}).get(path.name, {}).get("sha256")
