@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from zsl_scale.core import sha256_file
 from zsl_scale.core.errors import DataError
 from zsl_scale.imagenet import hierarchy as H
 from zsl_scale.imagenet import splits as S
 from zsl_scale.imagenet.checks import compare_lists
 from zsl_scale.imagenet.classes import imagenet_classes
 from zsl_scale.imagenet.counts import select_by_count
+from zsl_scale.imagenet.xian import XIAN2018_SHA256, XIAN2018_SPLITS
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 COMMITTED = Path(__file__).resolve().parents[2] / "splits"
@@ -41,18 +43,20 @@ def test_committed_splits_sizes_and_disjointness() -> None:
     seen = set(imagenet_classes("1k"))
     got = {name: S.load_split(name, COMMITTED) for name in S.STRUCTURAL_SPLITS}
     assert len(got["All"]) == 20842
-    assert (len(got["2H"]), len(got["3H"])) == (1572, 7458)  # default hop definition, see docs/splits.md
+    assert (len(got["2H"]), len(got["3H"])) == (1548, 7817)  # default hop definition (fall11), see docs/splits.md
     for wnids in got.values():
         assert wnids == sorted(wnids) and len(set(wnids)) == len(wnids)
         assert not seen & set(wnids)
     assert set(got["2H"]) < set(got["3H"]) < set(got["All"])
     assert S.load_manifest("2H", COMMITTED)["parameters"] == {
-        "count": "synsets", "direction": "undirected", "graph": "imagenet", "hops": 2, "max_edges": 1,
+        "count": "synsets", "direction": "tree", "graph": "fall11", "hops": 2, "max_edges": 1,
     }
+    assert S.load_manifest("3H", COMMITTED)["inputs"]["wordnet"] == {"edges": "hypernym", "version": "3.0"}
 
 
 def test_rebuild_is_byte_identical(wn_env: Path, tmp_path: Path) -> None:
     assert run_cli(["splits", "build", "--root", str(tmp_path)]) == 0
+    assert run_cli(["splits", "build", "--root", str(tmp_path), "-s", "xian2018"]) == 0  # copied, sha-checked
     built = files_under(tmp_path)
     assert [p.relative_to(tmp_path) for p in built] == [p.relative_to(COMMITTED) for p in files_under(COMMITTED)]
     for p in built:
@@ -61,7 +65,7 @@ def test_rebuild_is_byte_identical(wn_env: Path, tmp_path: Path) -> None:
 
 def test_validate_committed(wn_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["splits", "validate", "--root", str(COMMITTED)]) == 0
-    assert capsys.readouterr().out.count(" ok ") == 3
+    assert capsys.readouterr().out.count(" ok ") == 3 + 9  # ours (2H, 3H, All) and Xian et al.'s nine
 
 
 def test_validate_detects_an_edited_split(wn_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,13 +136,16 @@ def test_compare_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     ref.write_text("# a published list\n" + "".join(f"{w} some lemma\n" for w in two_h[:1000]) + "n00000001\n")
     assert run_cli(["splits", "compare", "2H", str(ref), "--root", str(COMMITTED)]) == 0
     out = capsys.readouterr().out
-    assert "1572" in out and "1001" in out and "0.6361" in out and "0.9990" in out  # 1000/1572, 1000/1001
-    assert "only in reference: 1: n00000001" in out
+    assert "1548" in out and "1001" in out and "0.6460" in out and "0.9990" in out  # 1000/1548, 1000/1001
+    assert f"only in {ref}: 1: n00000001" in out
 
 
 def test_show(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(["splits", "show", "2H", "--root", str(COMMITTED), "--sample", "2"]) == 0
-    assert "1572" in capsys.readouterr().out
+    assert run_cli(["splits", "show", "2H", "xian2018", "--root", str(COMMITTED), "--sample", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "│ imagenet21k │ 2H  " in out and "│ 1548    │" in out
+    assert "│ xian2018    │ xian2018/M500 │ 500     │ Xian et al. (2018) list M500" in out
+    assert out.count("│ xian2018    │") == 9
 
 
 @pytest.mark.parametrize(
@@ -147,6 +154,9 @@ def test_show(capsys: pytest.CaptureFixture[str]) -> None:
         ("n99999999,5\n", 0, "1 wnid(s) that are not ImageNet-21K/1K classes: n99999999"),
         ("", 3, "misses 3 of the 20842 classes outside the 1K"),
         ("n01440764,x\n", 0, "count is not an integer"),
+        ("n01440764,2.5\n", 0, "count is not an integer: '2.5'"),
+        ("n00004475,-1\n", 0, "negative count -1 for n00004475"),
+        ("n00004475,9\n", 0, "duplicate wnid n00004475"),
     ],
 )
 def test_bad_count_table_writes_nothing(
@@ -161,12 +171,44 @@ def test_bad_count_table_writes_nothing(
     assert files_under(out) == []
 
 
-def test_unknown_split_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(["splits", "build", "--root", str(tmp_path), "-s", "2h"]) == 2
-    assert "unknown split '2h' (did you mean 2H?)" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("typed", "hint"),
+    [("2h", "(did you mean 2H?)"), ("xian2018/m500", "(did you mean xian2018/M500?)"),
+     ("xian/3H", "(did you mean xian2018/3H"), ("Xian2018/All", "(did you mean xian2018/All?)")],
+)
+def test_unknown_split_name(tmp_path: Path, capsys: pytest.CaptureFixture[str], typed: str, hint: str) -> None:
+    assert run_cli(["splits", "build", "--root", str(tmp_path), "-s", "All", "-s", typed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: unknown split '{typed}' {hint}") and err.count("\n") == 1
     assert files_under(tmp_path) == []
-    with pytest.raises(DataError, match="known splits: 2H, 3H"):
+    with pytest.raises(DataError, match=r"known splits: 2H, 3H.* and xian2018/<2H\|3H\|M500"):
         S.load_split("M2K", COMMITTED)
+
+
+def test_xian_lists_are_the_shared_files(shared_data: Path) -> None:
+    src = shared_data / "imagenet" / "xian2018"
+    sizes = {}
+    for name in XIAN2018_SPLITS:
+        committed = COMMITTED / "xian2018" / name / f"{name}.txt"
+        assert committed.read_bytes() == (src / f"{name}.txt").read_bytes(), name
+        manifest = S.load_manifest(f"xian2018/{name}", COMMITTED)
+        assert manifest["inputs"]["source"]["sha256"] == XIAN2018_SHA256[name] == sha256_file(committed)
+        sizes[name] = manifest["num_classes"]
+    assert sizes == {"2H": 1509, "3H": 7678, "M500": 500, "M1K": 1000, "M5K": 5000, "L500": 500, "L1K": 1000,
+                     "L5K": 5000, "All": 20345}
+    xall = set(S.load_split("xian2018/All", COMMITTED))
+    assert xall < set(S.load_split("All", COMMITTED))
+    assert all(set(S.load_split(f"xian2018/{n}", COMMITTED)) <= xall for n in XIAN2018_SPLITS)
+
+
+def test_altered_xian_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "M500.txt").write_text((COMMITTED / "xian2018" / "M500" / "M500.txt").read_text()[10:])
+    out = tmp_path / "out"
+    assert run_cli(["splits", "build", "--root", str(out), "-s", "xian2018/M500", "--xian-source", str(src)]) == 2
+    assert "is not Xian et al.'s M500 list (sha256" in capsys.readouterr().err
+    assert files_under(out) == []
 
 
 def test_no_wordnet_writes_nothing(
