@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from zsl_scale.cli import main
+from zsl_scale.core import sha256_file
 from zsl_scale.core.errors import ConfigError
 from zsl_scale.jobs import JobSpec, load_job, register_stage, run_job, runner
 from zsl_scale.jobs import registry as jobs
+from zsl_scale.scoring import split_manifest_hashes
 
 CALLS: list[str] = []
 
@@ -194,3 +197,28 @@ def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) ->
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "unknown split '2X'" in err[0]
     assert not (tmp_path / "w/splits/stage.json").exists()
+
+
+def test_splits_stage_accepts_xian_splits(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real splits stage; All and Xian's lists need no WordNet
+    job = {"name": "x", "workdir": "w", "stages": [{"name": "splits", "config": {"splits": ["xian2018/M500", "All"]}}]}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    main(["run", str(tmp_path / "job.yaml")])
+    classes = json.loads((tmp_path / "w/splits/classes.json").read_text())
+    assert [len(classes["splits"][n]) for n in ("xian2018/M500", "All")] == [500, 20842]
+    manifest = tmp_path / "w/splits/splits/xian2018/M500/manifest.json"
+    assert json.loads(manifest.read_text())["files"]["M500.txt"]["sha256"].startswith("414b39e8")
+    assert split_manifest_hashes(tmp_path / "w/splits", ["xian2018/M500"]) == {"xian2018/M500": sha256_file(manifest)}
+    job["stages"][0]["config"]["splits"] = ["xian2018/M50O"]
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path / "job.yaml")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert exc.value.code == 2 and len(err) == 1 and "(did you mean xian2018/M500" in err[0]
+
+
+def test_paper_job_uses_xian_splits() -> None:
+    spec = load_job(Path(__file__).resolve().parents[2] / "jobs" / "imagenet21k.yaml")
+    (splits,) = [s for s in spec.stages if s.name == "splits"]
+    assert splits.config["splits"] == [f"xian2018/{n}" for n in
+                                       ("2H", "3H", "M500", "M1K", "M5K", "L500", "L1K", "L5K", "All")]

@@ -172,8 +172,7 @@ def hops(
     xian_source: Path = typer.Option(None, "--xian-source", help=_XIAN_HELP),
 ) -> None:
     """Print 2H/3H sizes under every hop definition, and their Jaccard with Xian et al.'s lists."""
-    from zsl_scale.imagenet import hop_size_table, load_hierarchy
-    from zsl_scale.imagenet.xian import read_xian_list
+    from zsl_scale.imagenet import hop_size_table, load_hierarchy, read_xian_list
 
     ref = {n: set(read_xian_list(n, xian_source)[0]) for n in ("2H", "3H", "All")}
     table = Table("graph", "direction", "count", "2H", "3H", "2H J", "3H J")

@@ -33,6 +33,8 @@ _EXPORTS = {
     "load_split": "splits",
     "manifest_sha256": "splits",
     "read_wnid_list": "classes",
+    "read_xian_list": "xian",
+    "split_dir": "splits",
     "split_set": "splits",
     "validate_splits": "checks",
 }
@@ -63,6 +65,8 @@ __all__ = [
     "load_split",
     "manifest_sha256",
     "read_wnid_list",
+    "read_xian_list",
+    "split_dir",
     "split_set",
     "validate_splits",
 ]
@@ -88,6 +92,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         load_manifest,
         load_split,
         manifest_sha256,
+        split_dir,
         split_set,
     )
-    from zsl_scale.imagenet.xian import XIAN2018_SHA256
+    from zsl_scale.imagenet.xian import XIAN2018_SHA256, read_xian_list

@@ -43,15 +43,16 @@ def read_classes(ctx: StageContext) -> dict[str, Any]:
 
 @register_stage("splits", builtin=True)
 def run_splits(ctx: StageContext) -> list[Path]:
-    """Build the ImageNet-21K splits named in ``splits`` and the seen / held-out class lists."""
+    """Build the splits named in ``splits`` (Xian et al.'s are copied after a sha256 check) and the seen /
+    held-out class lists."""
     from zsl_scale.imagenet import build_splits, imagenet_classes, load_split, read_wnid_list
 
-    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet"})
-    names = list(cfg.get("splits", ["2H"]))
+    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet", "xian_source"})
+    names = list(cfg.get("splits", ["2H"]))  # ours (2H, M500, …) or Xian et al.'s (xian2018/M500, …)
     root = ctx.out_dir / "splits"
-    counts = cfg.get("counts")
+    counts, xian = cfg.get("counts"), cfg.get("xian_source")
     build_splits(names, root=root, counts_path=ctx.path(counts) if counts else None,
-                 wordnet=cfg.get("wordnet"))
+                 wordnet=cfg.get("wordnet"), xian_source=ctx.path(xian) if xian else None)
     seen_cfg = cfg.get("seen", "1k")
     seen = list(imagenet_classes("1k")) if seen_cfg == "1k" else read_wnid_list(ctx.path(seen_cfg))
     heldout: list[str] = []

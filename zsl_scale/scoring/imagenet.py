@@ -215,9 +215,11 @@ def read_classes_json(splits_dir: Path) -> dict[str, Any]:
 
 def split_manifest_hashes(splits_dir: Path, names: Any) -> dict[str, str]:
     """sha256 of each built split's manifest under a splits stage folder (splits without one are skipped)."""
+    from zsl_scale.imagenet import split_dir
+
     out = {}
     for name in names:
-        path = splits_dir / "splits" / "imagenet21k" / name / "manifest.json"
+        path = split_dir(name, splits_dir / "splits") / "manifest.json"  # imagenet21k/2H, xian2018/M500
         if path.is_file():
             out[name] = sha256_file(path)
     return out
