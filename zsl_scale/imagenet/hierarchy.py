@@ -10,9 +10,11 @@ Finding WordNet (``$ZSL_SCALE_WORDNET``, nltk's data, Debian's ``/usr/share/word
 extraction itself live in :mod:`zsl_scale.imagenet.wordnet`; this module is the graph's query API.
 
 The graph has one edge per hypernym *and* instance-hypernym link (child -> parent), like nltk's own
-``hypernym_paths``; edges carry their kind. Group of a class = its WordNet lexicographer file
-(``noun.animal`` -> ``animal``): WordNet's own partition of nouns into 26 semantic groups, which needs
-no hand-picked anchor synsets and covers every noun.
+``hypernym_paths``; edges carry their kind. ImageNet's fall-2011 tree (:mod:`zsl_scale.imagenet.fall11`,
+the default graph of the 2H/3H splits) uses the hypernym edges only (:meth:`Hierarchy.hypernyms`).
+
+Group of a class = its WordNet lexicographer file (``noun.animal`` -> ``animal``): WordNet's own
+partition of nouns into 26 semantic groups, which needs no hand-picked anchor synsets and covers every noun.
 """
 
 from __future__ import annotations
