@@ -248,7 +248,7 @@ def test_class_latents_do_not_depend_on_batch_composition(tmp_path, wide_model, 
     t_full, t_one = _table(full), _table(one)
     assert read_latent_manifest(one)["num_shards"] == 40
     np.testing.assert_array_equal(vectors(t_one.column("latent")), vectors(t_full.column("latent")))
-    for i, w in enumerate(WIDE_CLASSES[:5]):  # a one-class shard hashes like a one-class subset run
+    for i, w in ((0, WIDE_CLASSES[0]), (37, WIDE_CLASSES[37])):  # a one-class shard hashes like a one-class run
         sub = tmp_path / w
         generate_latents(path, sub, LatentOptions(per_class=7, seed=0, shard_rows=7, classes=(w,)),
                          class_embeddings=classes)
