@@ -171,6 +171,11 @@ class ChunkedKernel:
         whose block maximum reaches the running threshold are scanned for candidates, which after the
         first few class chunks is a small minority.
         """
+        if self.threads > 1 and not getattr(self._local, "one_thread", False):
+            # OpenMP's thread count is per calling thread: without this each worker's oneDNN bf16 gemm
+            # would start its own team of `cores` threads (2 workers × 2 threads on 2 cores measured 2× slower)
+            torch.set_num_threads(1)
+            self._local.one_thread = True
         qn = queries[lo:hi]
         n = hi - lo
         bf16 = self.precision == "bf16" and not lse
