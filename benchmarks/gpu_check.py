@@ -140,12 +140,17 @@ def check_extract(device: str, limit: int | None) -> dict:
 
 def check_scale(budget_s: float, fractions: list[str]) -> dict:
     cmd = [sys.executable, str(HERE / "imagenet_scale.py"), "--fractions", *fractions]
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(10.0, budget_s), check=False)
+        stdout, stderr = proc.communicate(timeout=max(10.0, budget_s))
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its stage subprocesses too (they share its new session)
+        proc.communicate()
         return {"skipped": f"did not finish in {budget_s:.0f} s"}
-    print(proc.stdout, proc.stderr[-2000:] if proc.returncode else "", sep="")
-    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "no output"
+    print(stdout, stderr[-2000:] if proc.returncode else "", sep="")
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else "no output"
     return {"result": last}
 
 
