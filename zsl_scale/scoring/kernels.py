@@ -14,10 +14,13 @@ maximum within a block, and a later class chunk replaces the running best only w
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from zsl_scale.scoring.exact import Candidates, query_slack, search_bound
 
 
 @dataclass
@@ -67,6 +70,10 @@ class ChunkedKernel:
         class_chunk / query_chunk: block shape; the defaults keep a CPU block (4 MB) in L2/L3 while
             giving MKL a large enough M for an efficient sgemm (measured, see docs/scoring.md).
         threads: CPU workers (default: usable cores).
+        precision: CPU candidate search in ``fp32`` or ``bf16``, or ``auto`` (bf16 where a start-up check
+            finds it correct and faster, see :func:`pick_precision`). Both give identical results:
+            every candidate is re-scored exactly (:mod:`zsl_scale.scoring.exact`). With ``lse`` the
+            search runs in fp32, since the log-sum-exp needs every fp32 logit anyway.
     """
 
     def __init__(
@@ -77,7 +84,10 @@ class ChunkedKernel:
         class_chunk: int | None = None,
         query_chunk: int | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown scoring precision {precision!r}; use auto, fp32 or bf16")
         self.device = device
         self.cpu = device.type == "cpu"
         self.weight = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)).to(device)
@@ -87,6 +97,16 @@ class ChunkedKernel:
         self.threads = max(1, threads or _usable_cores()) if self.cpu else 1
         self._local = threading.local()
         self._pool = None
+        if not self.cpu:
+            precision = "fp32"
+        elif precision == "auto":
+            precision = pick_precision(self.weight.shape[1])
+        self.precision = precision
+        self._w_bf16 = self.weight.to(torch.bfloat16) if precision == "bf16" else None
+        w64 = self.weight.double()
+        self._w_norm_max = float(w64.norm(dim=1).max()) * (1 + 2.0**-40) if self.n_classes else 0.0
+        self._w_abs_max = float(w64.abs().max()) if self.n_classes else 0.0
+        self._b_abs_max = 0.0 if self.bias is None else float(self.bias.double().abs().max())
 
     @property
     def n_classes(self) -> int:
@@ -98,12 +118,13 @@ class ChunkedKernel:
             self._pool.shutdown()
             self._pool = None
 
-    def _buffer(self, rows: int, cols: int) -> torch.Tensor:
+    def _buffer(self, rows: int, cols: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A contiguous ``rows × cols`` view of this worker's reused block (no allocation per block)."""
-        buf = getattr(self._local, "buf", None)
+        name = f"buf_{dtype}"
+        buf = getattr(self._local, name, None)
         if buf is None or buf.numel() < rows * cols:
-            buf = torch.empty(self.query_chunk * self.class_chunk, device=self.device)
-            self._local.buf = buf
+            buf = torch.empty(self.query_chunk * self.class_chunk, device=self.device, dtype=dtype)
+            setattr(self._local, name, buf)
         return buf[: rows * cols].view(rows, cols)
 
     def run(self, queries: np.ndarray, k: int = 1, labels: np.ndarray | None = None, lse: bool = False
@@ -137,13 +158,76 @@ class ChunkedKernel:
 
     def _run_span(self, queries: np.ndarray, labels: np.ndarray | None, out: BlockResult,
                   lo: int, hi: int, k: int, lse: bool) -> None:
+        if self.cpu:
+            self._run_span_cpu(queries, labels, out, lo, hi, k, lse)
+        else:
+            self._run_span_device(queries, labels, out, lo, hi, k, lse)
+
+    def _run_span_cpu(self, queries: np.ndarray, labels: np.ndarray | None, out: BlockResult,
+                      lo: int, hi: int, k: int, lse: bool) -> None:
+        """CPU: approximate blocks (bf16 or fp32 sgemm) → candidate sets → exact re-score of the candidates.
+
+        Per block the reduction is numpy's SIMD ``max`` (k = 1) or ``torch.topk`` (k > 1); only the rows
+        whose block maximum reaches the running threshold are scanned for candidates, which after the
+        first few class chunks is a small minority.
+        """
+        if self.threads > 1 and not getattr(self._local, "one_thread", False):
+            # OpenMP's thread count is per calling thread: without this each worker's oneDNN bf16 gemm
+            # would start its own team of `cores` threads (2 workers × 2 threads on 2 cores measured 2× slower)
+            torch.set_num_threads(1)
+            self._local.one_thread = True
+        qn = queries[lo:hi]
+        n = hi - lo
+        bf16 = self.precision == "bf16" and not lse
+        q = torch.from_numpy(qn)
+        q_low = q.to(torch.bfloat16) if bf16 else None
+        cand = Candidates(n, k, query_slack(qn, self._w_norm_max, self._w_abs_max, self._b_abs_max,
+                                            search_bound("bf16" if bf16 else "fp32", qn.shape[1])))
+        lab = None if labels is None else np.asarray(labels[lo:hi], np.int64)
+        run_lse = torch.full((n,), -torch.inf) if lse else None
+        true = np.zeros(n, np.float32) if (lse and lab is not None) else None
+        for c0 in range(0, self.n_classes, self.class_chunk):
+            c1 = min(c0 + self.class_chunk, self.n_classes)
+            block = self._buffer(n, c1 - c0)
+            if bf16:
+                low = self._buffer(n, c1 - c0, torch.bfloat16)
+                torch.mm(q_low, self._w_bf16[c0:c1].T, out=low)
+                block.copy_(low)
+                if self.bias is not None:  # copy + in-place add: 1.5× faster than a mixed-dtype add
+                    block.add_(self.bias[c0:c1])
+            elif self.bias is None:
+                torch.mm(q, self.weight[c0:c1].T, out=block)
+            else:
+                torch.addmm(self.bias[c0:c1], q, self.weight[c0:c1].T, out=block)
+            if run_lse is not None:
+                run_lse = torch.logaddexp(run_lse, torch.logsumexp(block, dim=1))
+                if true is not None:
+                    rows = np.flatnonzero((lab >= c0) & (lab < c1))
+                    true[rows] = block.numpy()[rows, lab[rows] - c0]
+            arr = block.numpy()
+            if k == 1:
+                top = arr.max(axis=1)
+                cand.add(arr, c0, top, top)
+            else:
+                vals = torch.topk(block, min(k, c1 - c0), dim=1, sorted=True).values.numpy()
+                kth = vals[:, -1] if vals.shape[1] == k else np.full(n, -np.inf, np.float32)
+                cand.add(arr, c0, kth, vals[:, 0])
+        out.values[lo:hi], out.indices[lo:hi] = cand.finish(qn, self.weight.numpy(),
+                                                            None if self.bias is None else self.bias.numpy())
+        if run_lse is not None:
+            out.lse[lo:hi] = run_lse.numpy()
+            if true is not None:
+                out.true_logit[lo:hi] = true
+
+    def _run_span_device(self, queries: np.ndarray, labels: np.ndarray | None, out: BlockResult,
+                         lo: int, hi: int, k: int, lse: bool) -> None:
+        """CUDA: fp32 blocks reduced with ``torch.max``/``topk`` on the device (sgemm values, not re-scored)."""
         q = torch.from_numpy(queries[lo:hi]).to(self.device, non_blocking=True)
         lab = None if labels is None else torch.from_numpy(np.asarray(labels[lo:hi], np.int64)).to(self.device)
         n = hi - lo
         run_lse = torch.full((n,), -torch.inf, device=self.device) if lse else None
         true = torch.zeros(n, device=self.device) if (lse and lab is not None) else None
         best_v = best_i = None
-        best_np: tuple[np.ndarray, np.ndarray] | None = None
         for c0 in range(0, self.n_classes, self.class_chunk):
             c1 = min(c0 + self.class_chunk, self.n_classes)
             block = self._buffer(n, c1 - c0)
@@ -158,9 +242,7 @@ class ChunkedKernel:
                     inside = (lab >= c0) & (lab < c1)
                     rows = inside.nonzero().squeeze(1)
                     true[rows] = block[rows, lab[rows] - c0]
-            if k == 1 and self.cpu:
-                best_np = _merge_top1_numpy(block.numpy(), c0, best_np)
-            elif k == 1:
+            if k == 1:
                 v, i = block.max(dim=1)  # first maximum on ties (documented torch behaviour)
                 i = i + c0
                 if best_v is None:
@@ -178,27 +260,74 @@ class ChunkedKernel:
                     cat_v, cat_i = torch.cat([best_v, v], 1), torch.cat([best_i, i + c0], 1)
                     order = torch.argsort(cat_v, dim=1, descending=True, stable=True)[:, :k]
                     best_v, best_i = cat_v.gather(1, order), cat_i.gather(1, order)
-        if best_np is not None:
-            out.values[lo:hi, 0], out.indices[lo:hi, 0] = best_np
-        else:
-            out.values[lo:hi] = best_v.reshape(n, -1).cpu().numpy()
-            out.indices[lo:hi] = best_i.reshape(n, -1).cpu().numpy()
+        out.values[lo:hi] = best_v.reshape(n, -1).cpu().numpy()
+        out.indices[lo:hi] = best_i.reshape(n, -1).cpu().numpy()
         if run_lse is not None:
             out.lse[lo:hi] = run_lse.cpu().numpy()
             if true is not None:
                 out.true_logit[lo:hi] = true.cpu().numpy()
 
 
-def _merge_top1_numpy(block: np.ndarray, offset: int, best: tuple[np.ndarray, np.ndarray] | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Running top-1 on CPU: numpy's SIMD argmax (first maximum), then strict-greater merge."""
-    idx = block.argmax(axis=1)
-    vals = np.take_along_axis(block, idx[:, None], axis=1)[:, 0]
-    idx = idx + offset
-    if best is None:
-        return vals, idx
-    upd = vals > best[0]
-    return np.where(upd, vals, best[0]), np.where(upd, idx, best[1])
+def pick_precision(dim: int) -> str:
+    """``bf16`` if this CPU's bf16 matmul accumulates in fp32 and is ≥ 1.25× faster than fp32, else ``fp32``.
+
+    Checked once per dimension and process, at run time (machines of the same kind differ: AVX2-only
+    hosts emulate bf16 slowly, AMX hosts run it ~10× faster than fp32). Results do not depend on the
+    choice, only speed does; ``ZSL_SCALE_SCORE_PRECISION=fp32|bf16`` overrides it.
+    """
+    import os
+
+    forced = os.environ.get("ZSL_SCALE_SCORE_PRECISION", "")
+    if forced in ("fp32", "bf16"):
+        return forced
+    if dim not in _PICKED:
+        _PICKED[dim] = "bf16" if _bf16_accumulates_fp32() and _bf16_speedup(dim) >= 1.25 else "fp32"
+    return _PICKED[dim]
+
+
+_PICKED: dict[int, str] = {}
+
+
+def _bf16_accumulates_fp32(dim: int = 128) -> bool:
+    """Check the premise of the bf16 error bound: products accumulate in fp32, only the sum is rounded.
+
+    On random data every entry of a bf16 matmul must be within ``γ_D·Σ|q_i w_i| + u_bf16·|s|`` of the
+    float64 product of the same bf16 inputs; bf16 accumulation misses that by ~√D. A backend that
+    fails (or errors) keeps the fp32 search.
+    """
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(64, dim, generator=gen).bfloat16(), torch.randn(256, dim, generator=gen).bfloat16()
+    try:
+        got = torch.mm(a, b.T).double()
+    except RuntimeError:
+        return False
+    a64, b64 = a.double(), b.double()
+    exact = a64 @ b64.T
+    mag = a64.abs() @ b64.abs().T
+    bound = (dim * 2.0**-24 / (1 - dim * 2.0**-24)) * mag * (1 + 2.0**-8) + 2.0**-8 * exact.abs() * 1.01
+    return bool(((got - exact).abs() <= bound).all())
+
+
+def _bf16_speedup(dim: int, rows: int = 1024) -> float:
+    """fp32 ÷ bf16 time of one single-threaded ``rows × rows × dim`` block (best of 3)."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.randn(rows, dim, generator=gen), torch.randn(rows, dim, generator=gen)
+        times = []
+        for x, y in ((a, b), (a.bfloat16(), b.bfloat16())):
+            out = torch.empty(rows, rows, dtype=x.dtype)
+            torch.mm(x, y.T, out=out)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                torch.mm(x, y.T, out=out)
+                best = min(best, time.perf_counter() - t0)
+            times.append(best)
+    finally:
+        torch.set_num_threads(prev)
+    return times[0] / times[1]
 
 
 def _usable_cores() -> int:

@@ -122,20 +122,25 @@ class Scorer:
         device: ``auto``/``cpu``/``cuda``; resolved at run time.
         backend: ``chunked`` (exact ranking rule, any device) or ``faiss`` (IndexFlatIP / knn_gpu).
         lse: also compute the streaming log-sum-exp (softmax probabilities / NLL).
+        precision: CPU candidate search ``auto``/``bf16``/``fp32``; results are identical (exact re-score of
+            every class that can still win), only speed differs — see :mod:`zsl_scale.scoring.exact`.
     """
 
     def __init__(self, table: ClassTable, k: int = 1, device: str = "auto", backend: str = "chunked",
                  lse: bool = False, class_chunk: int | None = None, query_chunk: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         if k < 1:
             raise ConfigError(f"top-k needs k >= 1, got {k}")
         if backend not in ("chunked", "faiss"):
             raise ConfigError(f"unknown scoring backend {backend!r}; use chunked or faiss")
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"unknown scoring precision {precision!r}; use auto, bf16 or fp32")
         if backend == "faiss" and lse:
             raise ConfigError("the faiss backend returns top-k only; use backend=chunked for log-sum-exp")
         self.table, self.k, self.backend, self.lse = table, k, backend, lse
         self.device = resolve_device(device)
-        self.kernel = ChunkedKernel(table.weight, table.bias, self.device, class_chunk, query_chunk, threads)
+        self.kernel = ChunkedKernel(table.weight, table.bias, self.device, class_chunk, query_chunk, threads,
+                                    precision)
 
     def score(self, queries: np.ndarray, labels: np.ndarray | None = None) -> BlockResult:
         """Top-k (and LSE when asked) of ``queries`` ``[n, D]``; ``labels`` are row indices of the table."""
