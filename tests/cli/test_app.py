@@ -27,10 +27,32 @@ def test_evaluate_writes_results_config_and_report(tmp_path, capsys) -> None:
     assert rec.config["train"]["epochs"] == 2 and len(rec.config_sha256) == 64
     assert {"git_commit", "packages", "date", "device", "torch_env"} <= set(rec.provenance)
     assert rec.extra["selection"]["gzsl_epochs"] in (1, 2)
+    assert rec.selection == "validation" and rec.selection_source == "validation"
     assert "train:" in (out / "config.yaml").read_text()
     assert "| gzsl |" in (out / "report.md").read_text()
     assert (out / "vae_history_gzsl.csv").read_text().startswith("epoch,loss,recon,kl,cross,distance,beta")
     assert "H" in capsys.readouterr().out
+
+
+def test_authors_preset_is_fixed_selection_with_its_source(tmp_path) -> None:
+    """The authors preset: their σ, 23 classifier epochs set for CUB, no validation phase, labelled as such."""
+    save_bundle(separable_benchmark(), tmp_path / "bench")
+    out = tmp_path / "authors"
+    fast = ["--set", "train.epochs=2", "--set", "train.batch_size=8", "--set", "classifier.seen_samples=10",
+            "--set", "classifier.unseen_samples=20", "--device", "cpu"]
+    assert run_cli(["evaluate", str(tmp_path / "bench"), "--preset", "authors", "--out", str(out), *fast]) == 0
+    rec = read_result(next((out / "results").glob("*.json")))
+    assert rec.selection == "fixed" and "authors' CUB setting" in rec.selection_source
+    assert rec.extra["selection"]["gzsl_epochs"] == 23 and "val_curves" not in rec.extra["selection"]
+    assert rec.config["model"]["reparam"] == "authors"
+    curve = rec.extra["test_curve_never_used_for_selection"]["H"]
+    assert len(curve) == 23 and curve[-1] == pytest.approx(rec.metrics.H / 100)  # reported H = the last epoch's
+    assert "**fixed** at 23" in (out / "report.md").read_text()
+    # a command-line override of the epochs replaces the preset's reason
+    assert run_cli(["evaluate", str(tmp_path / "bench"), "--preset", "authors", "--out", str(tmp_path / "o"), *fast,
+                    "--set", "classifier.epochs=3"]) == 0
+    rec = read_result(next((tmp_path / "o" / "results").glob("*.json")))
+    assert rec.selection == "fixed" and rec.selection_source == "set on the command line (classifier.epochs=3)"
 
 
 def _bad_bundle(tmp_path, mutate) -> str:

@@ -21,8 +21,9 @@ from zsl_scale.results.schema import Metrics, ResultRecord, write_result
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def make_record(dataset: str, split: str, seed: int, **metrics) -> ResultRecord:
+def make_record(dataset: str, split: str, seed: int, selection: str = "validation", **metrics) -> ResultRecord:
     return ResultRecord(dataset=dataset, split=split, method="CADA-VAE", seed=seed, metrics=Metrics(**metrics),
+                        selection=selection,
                         config={"seed": seed}, provenance={"git_commit": "abc", "device": "cpu", "date": "2026"})
 
 
@@ -48,7 +49,7 @@ def test_leaderboard_files_and_numbers(results_dir: Path, tmp_path: Path) -> Non
     assert pngs == ["groups.png", "imagenet_splits.png", "suh.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     md = (out / "leaderboard.md").read_text()
-    assert "| CUB | test | gzsl | CADA-VAE | ours | 2 | 51.0 ± 1.4 | 42.2 ± 1.4 | 46.2 ± 1.4 |" in md
+    assert "| CUB | test | gzsl | CADA-VAE | validation | ours | 2 | 51.0 ± 1.4 | 42.2 ± 1.4 | 46.2 ± 1.4 |" in md
     assert "| CUB | test | gzsl | CADA-VAE | published |  | 53.5 | 51.6 | 52.4 |" in md
     assert "| imagenet21k | 2H | gzsl | CADA-VAE | ours | 1 | – | 17.3 |" in md
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
@@ -97,7 +98,7 @@ def test_cli_and_markdown(results_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "b" / "index.html").exists()
     md = render_markdown([make_record("CUB", "test", 0, S=50.0, U=41.25, H=45.2),
                           make_record("imagenet21k", "2H", 0, U=17.3, per_group={"animal": 12.5})])
-    assert "| CUB | test | gzsl | CADA-VAE | ours | 1 | 50.0 | 41.2 | 45.2 |" in md
+    assert "| CUB | test | gzsl | CADA-VAE | validation | ours | 1 | 50.0 | 41.2 | 45.2 |" in md
     assert "53.5" in md and "published" in md.lower() and "| animal | 12.5 |" in md
     with pytest.raises(SystemExit) as exc:
         main(["leaderboard", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
@@ -199,3 +200,19 @@ def test_html_loads_in_headless_chromium_without_errors(results_dir: Path, tmp_p
     assert state["title"] == "zsl-scale leaderboard"
     assert state["rows"] > 5
     assert state["imgs"] == [True, True, True]
+
+
+def test_rows_of_different_selection_are_never_ranked_together(tmp_path: Path) -> None:
+    """A fixed-epoch (authors preset) result and a validation-chosen one of the same method stay two labelled rows."""
+    d = tmp_path / "results"
+    write_result(make_record("FLO", "xlsa17", 0, S=48.0, U=50.0, H=49.0), d / "clean")
+    write_result(make_record("FLO", "xlsa17", 0, selection="fixed", S=62.0, U=47.0, H=53.5), d / "authors")
+    out = build_leaderboard([d], tmp_path / "board")
+    with open(out["csv"]) as f:
+        ours = [r for r in csv.DictReader(f) if r["source"] == "ours"]
+    assert sorted((r["selection"], r["H"]) for r in ours) == [("fixed", "53.5"), ("validation", "49.0")]
+    md = out["markdown"].read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| FLO")]
+    assert len(rows) == 2 and "| validation |" in rows[0] and "| fixed |" in rows[1], rows  # clean row first
+    assert "49.0" in rows[0] and "53.5" in rows[1]  # never averaged into one (51.2) row
+    assert "<th>selection</th>" in out["html"].read_text()

@@ -13,7 +13,7 @@ from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
 def _record(**kw) -> ResultRecord:
     base = {"dataset": "flo", "split": "standard", "method": "CADA-VAE", "seed": 3,
             "metrics": Metrics(S=48.7, U=49.5, H=49.1, zsl=50.0, per_class={"a": 40.0}),
-            "config": {"train": {"epochs": 100}}}
+            "config": {"train": {"epochs": 100}}, "selection": "validation"}
     return ResultRecord(**{**base, **kw})
 
 

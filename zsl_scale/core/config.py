@@ -98,7 +98,9 @@ class ClassifierConfig(BaseModel):
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = Field(default=32, gt=0)
     max_epochs: int = Field(default=40, gt=0)
-    epochs: int | None = None
+    # Fixed epochs instead of a validation choice (results then say ``selection: fixed``), and why.
+    epochs: int | None = Field(default=None, gt=0)
+    epochs_source: str = ""
     seen_samples: int = Field(default=200, gt=0)  # latents per seen class, from image features
     unseen_samples: int = Field(default=400, gt=0)  # latents per unseen class, from class embeddings
     fewshot_samples: int = Field(default=200, gt=0)  # latents per unseen class, from its few shots (GFSL)
@@ -123,6 +125,9 @@ class EvalConfig(BaseModel):
     # Reuse classifier epochs chosen on validation by an earlier run (its results folder), e.g. seed 0's
     # for seeds 1-4: hyper-parameters are chosen once on validation, then applied to every seed.
     selection_from: str | None = None
+    # Diagnosis only: also score the test phase after every classifier epoch (stored in results as
+    # ``test_curve_never_used_for_selection``; nothing is chosen on it).
+    test_curve: bool = False
 
 
 class RunConfig(BaseModel):

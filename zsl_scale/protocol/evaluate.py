@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +134,14 @@ def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: tor
 
 def classify_phase(
     bench: Benchmark, trained: TrainedPhase, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
-    gzsl_epochs: int | None = None, zsl_epochs: int | None = None,
+    gzsl_epochs: int | None = None, zsl_epochs: int | None = None, trace: bool = False,
 ) -> PhaseOutcome:
     """Sample latents, train the GZSL and ZSL classifiers and score them on the phase's evaluation images.
 
     With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` is scored and
     the curves are returned; otherwise the classifiers train for exactly that many epochs and are
-    scored once.
+    scored once — unless ``trace`` (diagnosis only), which records the per-epoch curves of a fixed-epoch run
+    too; nothing is chosen on them.
     """
     t0 = time.perf_counter()
     model, data = trained.model, _Data(bench, trained.scaler, device)
@@ -182,7 +183,7 @@ def classify_phase(
         for k, v in score_gzsl(layer).items():
             curves[k].append(v)
 
-    validating = gzsl_epochs is None
+    validating = gzsl_epochs is None or trace
     layer = fit_linear_softmax(torch.cat([z_seen, z_unseen]), y_train, len(space), ccfg,
                                gzsl_epochs or ccfg.max_epochs, seed=seed + 2, on_epoch=track if validating else None)
     gzsl = score_gzsl(layer)
@@ -223,6 +224,7 @@ class SettingResult:
     selection: dict[str, Any]
     vae_history: list[dict[str, float]]
     seconds: float
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # never used to choose anything
 
 
 Selector = Callable[[str], dict[str, Any] | None]
@@ -281,7 +283,7 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
     for k in shots_list:
         if cfg.classifier.epochs is not None:
             selections[k] = {"gzsl_epochs": cfg.classifier.epochs, "zsl_epochs": cfg.classifier.epochs,
-                             "source": "fixed by config"}
+                             "source": cfg.classifier.epochs_source or "fixed by config"}
         elif selector is not None and (prev := selector(setting_name(k))) is not None:
             selections[k] = prev
     todo = [k for k in shots_list if k not in selections]
@@ -301,10 +303,12 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
     for k in shots_list:
         sel = {"protocol": cfg.eval.validation, **selections[k]}
         test = classify_phase(bench, trained, make_phase(bench, "test", cfg, k, seed), cfg, device, seed,
-                              gzsl_epochs=sel["gzsl_epochs"], zsl_epochs=sel["zsl_epochs"])
+                              gzsl_epochs=sel["gzsl_epochs"], zsl_epochs=sel["zsl_epochs"], trace=cfg.eval.test_curve)
         metrics = {"S": 100 * test.gzsl["S"], "U": 100 * test.gzsl["U"], "H": 100 * test.gzsl["H"],
                    "zsl": 100 * test.zsl, "per_class": {c: 100 * v for c, v in test.per_class.items()}}
-        out.append(SettingResult(setting_name(k), k, metrics, sel, trained.history, trained.seconds + test.seconds))
+        diagnostics = {"test_curve_never_used_for_selection": test.curves} if cfg.eval.test_curve else {}
+        out.append(SettingResult(setting_name(k), k, metrics, sel, trained.history, trained.seconds + test.seconds,
+                                 diagnostics))
     return out
 
 

@@ -112,6 +112,8 @@ def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> Res
         method=METHOD_NAMES[cfg.train.variant],
         seed=cfg.seed,
         setting=res.setting,
+        selection=selection_of(res.selection),
+        selection_source=str(res.selection.get("source", "")),
         metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
         config=config,
         config_sha256=sha256_json(config),
@@ -119,8 +121,14 @@ def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> Res
         seeds={"vae": cfg.seed, "sampling": cfg.seed + 1, "classifier": cfg.seed + 2, "zsl_classifier": cfg.seed + 3},
         provenance=capture(device),
         extra={"shots": res.shots, "selection": res.selection, "seconds": round(res.seconds, 1),
-               "vae_epochs": cfg.train.epochs, "final_vae_loss": res.vae_history[-1]["loss"]},
+               "vae_epochs": cfg.train.epochs, "final_vae_loss": res.vae_history[-1]["loss"], **res.diagnostics},
     )
+
+
+def selection_of(sel: dict) -> str:
+    """``validation`` when the classifier epochs were chosen on a validation split (this run's or another
+    seed's), else ``fixed`` (set in advance by a config or a preset)."""
+    return "validation" if str(sel.get("source", "")).startswith("validation") else "fixed"
 
 
 def _history_csv(history: list[dict[str, float]]) -> str:
@@ -132,26 +140,35 @@ def _history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def _epochs_sentence(cfg: RunConfig) -> str:
+    if cfg.classifier.epochs is not None:
+        why = cfg.classifier.epochs_source or "by the config"
+        return (f"Classifier epochs **fixed** at {cfg.classifier.epochs} ({why}), not chosen on this benchmark's "
+                "validation split: `selection: fixed`.")
+    return (f"Classifier epochs chosen on the validation split (protocol `{cfg.eval.validation}`), never on test: "
+            "`selection: validation`.")
+
+
 def render_report(cfg: RunConfig, records: list[ResultRecord], note: str = "") -> str:
     """Markdown report of one run: the S/U/H table, chosen epochs, and the protocol in words."""
     lines = [f"# {cfg.name}: {METHOD_NAMES[cfg.train.variant]} on {cfg.benchmark}", ""]
     if note:
         lines += [f"> {note}", ""]
-    lines += ["| setting | S | U | H | ZSL | classifier epochs (GZSL/ZSL) | seed |",
-              "|---|---:|---:|---:|---:|---|---:|"]
+    lines += ["| setting | S | U | H | ZSL | classifier epochs (GZSL/ZSL) | selection | seed |",
+              "|---|---:|---:|---:|---:|---|---|---:|"]
     for r in records:
         sel = r.extra.get("selection", {})
         m = r.metrics
         lines.append(f"| {r.setting} | {m.S:.1f} | {m.U:.1f} | {m.H:.1f} | {m.zsl:.1f} | "
-                     f"{sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')} | {r.seed} |")
+                     f"{sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')} | {r.selection} | {r.seed} |")
     first = records[0] if records else None
     lines += [
         "",
         "S, U: per-class mean top-1 (%) on test_seen / test_unseen over the seen ∪ unseen label space; "
         "H = 2SU/(S+U); ZSL: per-class mean top-1 over unseen classes only.",
         f"VAE: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, Adam lr {cfg.train.lr} (amsgrad), "
-        f"reparametrisation `{cfg.model.reparam}`. Classifier epochs chosen on the validation split "
-        f"(protocol `{cfg.eval.validation}`), never on test; min-max scaling fit on training images only.",
+        f"reparametrisation `{cfg.model.reparam}`. {_epochs_sentence(cfg)} "
+        "Min-max scaling fit on training images only.",
     ]
     if first is not None:
         lines += ["", f"Provenance: git `{first.provenance.get('git_commit')}`, {first.provenance.get('device')}, "

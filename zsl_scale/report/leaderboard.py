@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING
 
 from zsl_scale.core import PACKAGE_DATA, DataError, atomic_write_text
 from zsl_scale.report.plots import IMAGENET_SPLIT_ORDER, render_all
-from zsl_scale.results import ResultRecord, read_result
+from zsl_scale.results import SELECTIONS, ResultRecord, read_result
 
 if TYPE_CHECKING:
     pass
 
-CSV_FIELDS = ("source", "dataset", "split", "method", "setting", "seed", "S", "U", "H", "zsl", "top1", "top5",
-              "config_sha256", "git_commit", "device", "date", "file")
+CSV_FIELDS = ("source", "dataset", "split", "method", "setting", "selection", "seed", "S", "U", "H", "zsl", "top1",
+              "top5", "config_sha256", "git_commit", "device", "date", "file")
 METRIC_COLUMNS = ("S", "U", "H", "zsl", "top1", "top5")
+SELECTION_ORDER = {s: i for i, s in enumerate(SELECTIONS)}
 
 
 def find_result_files(dirs: Iterable[str | Path]) -> list[Path]:
@@ -75,7 +76,8 @@ def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
     m = rec.metrics
     prov = rec.provenance
     return {"source": "ours", "dataset": rec.dataset, "split": rec.split, "method": rec.method,
-            "setting": rec.setting, "seed": rec.seed, "S": m.S, "U": m.U, "H": m.H, "zsl": m.zsl,
+            "setting": rec.setting, "selection": rec.selection, "seed": rec.seed,
+            "S": m.S, "U": m.U, "H": m.H, "zsl": m.zsl,
             "top1": m.top_k.get("top1"), "top5": m.top_k.get("top5"), "config_sha256": rec.config_sha256,
             "git_commit": prov.get("git_commit"), "device": prov.get("device"), "date": prov.get("date"),
             "file": str(path) if path else ""}
@@ -83,18 +85,23 @@ def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
 
 def published_rows() -> list[dict]:
     return [{"source": e["source"], "dataset": e["dataset"], "split": e.get("split", "test"),
-             "method": e["method"], "setting": e["setting"], "seed": "",
+             "method": e["method"], "setting": e["setting"], "selection": "published", "seed": "",
              **{k: e.get(k) for k in METRIC_COLUMNS}} for e in published_entries()]
 
 
 def aggregate(rows: Sequence[dict]) -> list[dict]:
-    """Mean (and std, n) over seeds per (source, dataset, split, method, setting)."""
+    """Mean (and std, n) over seeds per (source, dataset, split, method, setting, selection).
+
+    Selection is part of the key: a number whose epochs were chosen on validation is never averaged with, or
+    ranked as the same row as, one with fixed epochs, a test-oracle or a published number.
+    """
+    keys = ("source", "dataset", "split", "method", "setting", "selection")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["source"], r["dataset"], r["split"], r["method"], r["setting"])].append(r)
+        groups[tuple(r.get(k) or "" for k in keys)].append(r)
     out = []
     for key, rs in groups.items():
-        agg = dict(zip(("source", "dataset", "split", "method", "setting"), key, strict=True))
+        agg = dict(zip(keys, key, strict=True))
         agg["n"] = len(rs) if key[0] == "ours" else None
         for col in METRIC_COLUMNS:
             vals = [float(r[col]) for r in rs if r.get(col) is not None]
@@ -113,7 +120,8 @@ def _std(vals: list[float]) -> float | None:
 
 def _sort_key(r: dict) -> tuple:
     split_rank = IMAGENET_SPLIT_ORDER.index(r["split"]) if r["split"] in IMAGENET_SPLIT_ORDER else 99
-    return (r["dataset"].lower(), split_rank, r["split"], r["setting"], r["source"] != "ours", r["method"])
+    return (r["dataset"].lower(), split_rank, r["split"], r["setting"], r["source"] != "ours",
+            SELECTION_ORDER.get(r.get("selection", ""), 9), r["method"])
 
 
 def _fmt(v: float | None, std: float | None = None) -> str:
@@ -124,11 +132,11 @@ def _fmt(v: float | None, std: float | None = None) -> str:
 
 def markdown_table(agg: Sequence[dict]) -> str:
     """A Markdown table of aggregated rows (ours and published, labelled)."""
-    head = "| dataset | split | setting | method | source | seeds | S | U | H | ZSL | top-1 | top-5 |"
+    head = "| dataset | split | setting | method | selection | source | seeds | S | U | H | ZSL | top-1 | top-5 |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in agg:
         src = "ours" if r["source"] == "ours" else "published"
-        cells = [r["dataset"], r["split"], r["setting"], r["method"], src, str(r["n"] or "")]
+        cells = [r["dataset"], r["split"], r["setting"], r["method"], r["selection"], src, str(r["n"] or "")]
         cells += [_fmt(r[c], r[c + "_std"]) for c in METRIC_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -180,12 +188,13 @@ def build_leaderboard(results_dirs: Sequence[str | Path], out_dir: str | Path) -
 def render_html(agg: Sequence[dict], plots: dict[str, Path], n_files: int) -> str:
     """The static leaderboard page: tables plus the PNG plots (relative links, no scripts)."""
     esc = html.escape
-    head = ["dataset", "split", "setting", "method", "source", "seeds", *METRIC_COLUMNS]
+    head = ["dataset", "split", "setting", "method", "selection", "source", "seeds", *METRIC_COLUMNS]
     rows = []
     for r in agg:
         cls = "ours" if r["source"] == "ours" else "published"
         src = "ours" if cls == "ours" else f'<abbr title="{esc(r["source"])}">published</abbr>'
-        cells = [esc(str(r[c])) for c in ("dataset", "split", "setting", "method")] + [src, esc(str(r["n"] or ""))]
+        cells = [esc(str(r[c])) for c in ("dataset", "split", "setting", "method", "selection")]
+        cells += [src, esc(str(r["n"] or ""))]
         cells += [esc(_fmt(r[c], r[c + "_std"])) for c in METRIC_COLUMNS]
         rows.append(f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     figs = "".join(f'<figure><img src="{esc(p.name)}" alt="{esc(name)}"><figcaption>{esc(name)}</figcaption></figure>'
@@ -199,7 +208,10 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}tr.published{{col
 figure{{display:inline-block;margin:1em}}img{{max-width:900px}}</style></head><body>
 <h1>zsl-scale leaderboard</h1>
 <p>{n_files} results files. Accuracies are per-class mean top-1 in percent; rows in grey italics are
-<b>published</b> numbers, not ours.</p>
+<b>published</b> numbers, not ours. <b>selection</b> says how each row's epochs and hyper-parameters were
+chosen: <i>validation</i> (clean), <i>fixed</i> (set in advance, e.g. another code's setting),
+<i>test-oracle</i> (best test epoch), <i>published</i> (copied from a paper); rows of different selection are
+never averaged together.</p>
 <table><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>

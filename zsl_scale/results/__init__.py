@@ -8,18 +8,22 @@ from typing import TYPE_CHECKING
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "SELECTIONS": "schema",
+    "Selection": "schema",
     "Metrics": "schema",
     "ResultRecord": "schema",
     "read_result": "schema",
     "write_result": "schema",
 }
 __all__ = [
+    "SELECTIONS",
     "Metrics",
     "ResultRecord",
+    "Selection",
     "read_result",
     "write_result",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.results.schema import Metrics, ResultRecord, read_result, write_result
+    from zsl_scale.results.schema import SELECTIONS, Metrics, ResultRecord, Selection, read_result, write_result

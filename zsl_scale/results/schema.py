@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zsl_scale.core import DataError, atomic_write_json, sha256_json, validation_message
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: ``selection`` / ``selection_source`` (1.0 files are read, their selection inferred)
+
+# How a result's epochs and hyper-parameters were chosen. Only ``validation`` is a clean number;
+# ``fixed`` means set in advance (by a config, or another code's setting), ``test-oracle`` means the best
+# test epoch (compatibility modes of codes that report it), ``published`` a number copied from a paper.
+Selection = Literal["validation", "fixed", "test-oracle", "published"]
+SELECTIONS: tuple[str, ...] = ("validation", "fixed", "test-oracle", "published")
+
+
+def _infer_selection(data: dict[str, Any]) -> tuple[str, str]:
+    """The selection of a schema-1.0 file, from what it recorded in ``extra['selection']``."""
+    sel = (data.get("extra") or {}).get("selection") or {}
+    source = str(sel.get("source", "")) if isinstance(sel, dict) else ""
+    if source.startswith("validation"):
+        return "validation", source
+    if source:
+        return "fixed", source
+    return "fixed", "not recorded (schema 1.0 file)"
 
 
 class Metrics(BaseModel):
@@ -48,6 +65,8 @@ class ResultRecord(BaseModel):
     method: str
     seed: int
     setting: str = "gzsl"  # gzsl | zsl | gfsl-<k>
+    selection: Selection
+    selection_source: str = ""  # e.g. "validation (2 class folds)", "the authors' CUB setting"
     metrics: Metrics
     config: dict[str, Any]
     config_sha256: str = ""
@@ -55,6 +74,15 @@ class ResultRecord(BaseModel):
     seeds: dict[str, int] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Read schema-1.0 files, which lacked ``selection``: infer it from the epochs they recorded."""
+        if isinstance(data, dict) and "selection" not in data and str(data.get("schema_version")) == "1.0":
+            selection, source = _infer_selection(data)
+            data = {**data, "selection": selection, "selection_source": source}
+        return data
 
     def model_post_init(self, __context: Any) -> None:
         if not self.config_sha256:

@@ -170,6 +170,8 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
             manifests[f"split:{name}"] = inputs.split_manifests[name]
         record = ResultRecord(
             dataset=settings.dataset, split=name, method=method, seed=settings.seed,
+            # the classifier's epochs (and any stacking γ) come from the job / command config, set in advance
+            selection="fixed", selection_source=f"classifier epochs ({inputs.classifier_epochs}) set in the config",
             metrics=Metrics(**metrics), config=inputs.config, manifests=manifests,
             seeds={"score": settings.seed}, provenance=capture(scorer.device),
             extra={"search_space": len(table.class_ids), "images": int(acc.totals.sum()),
