@@ -197,14 +197,14 @@ def test_checkpoint_without_scaler_is_refused(data, ref1, tmp_path):
     run = tmp_path / "old"
     shutil.copytree(data[0] / "runs" / "one", run)
     last = sorted(run.glob("checkpoint_epoch_*"))[-1]
-    state = torch.load(last / "state.pt", weights_only=False)
+    state = torch.load(last / "state.pt", weights_only=True)
     del state["scaler"]
     torch.save(state, last / "state.pt")
     with pytest.raises(DataError, match="has no feature-scaler statistics"):
         load_final_model(run)
     meta = json.loads((last / "meta.json").read_text())
     meta["format_version"] = 1
-    with pytest.raises(DataError, match="format version 1, this version reads 2"):
+    with pytest.raises(DataError, match="format version 1, this version reads 3"):
         check_fingerprint(meta, meta["fingerprint"], "old")
 
 
@@ -282,6 +282,6 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
     main(["dist", "classifier", "--run", str(run), "--features", str(tmp_path / "features"), "--embeddings",
           str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu"])
     assert "classifier over 160 classes (128 seen, 32 unseen)" in capsys.readouterr().out
-    saved = torch.load(run / "classifier.pt", weights_only=False)
+    saved = torch.load(run / "classifier.pt", weights_only=True)
     assert saved["wnids"] == wnids and saved["weight"].shape == (160, 128) and saved["epochs"] == 1
     os_env.undo()

@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from zsl_scale.core import DataError, init_ray
+from zsl_scale.core import DataError, init_ray, load_torch_file
 from zsl_scale.distributed.state import RayContext, finish_run, preflight_run_dir
 from zsl_scale.distributed.trainer import VaeJob, _announce, _summary, vae_worker
 
@@ -60,7 +58,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     if result.checkpoint is None:  # nothing left to train and nothing reported: the run was already complete
         raise DataError(f"run {run_dir} reported no checkpoint; is it already complete? (raise --epochs to extend)")
     with result.checkpoint.as_directory() as d:
-        history = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["history"]
+        history = load_torch_file(Path(d) / "state.pt", "checkpoint")["history"]
     summary = _summary(job, history, result.checkpoint.path)
     if "://" not in storage:
         finish_run(Path(run_dir), history, summary)
