@@ -103,7 +103,7 @@ def test_files_this_version_writes_load_without_pickle(tmp_path):
     save_model(tmp_path / "m.pt", vae, extra={"history": [{"loss": 1.0}], "seed": 3})
     back, cfg = load_model(tmp_path / "m.pt")
     assert cfg == vae.cfg
-    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), back.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(vae.state_dict().values(), back.state_dict().values(), strict=True))
     import numpy as np
 
     np.random.seed(5)

@@ -81,6 +81,7 @@ def output_lock(path: str | os.PathLike[str], what: str = "--out", command: str 
     Raises :class:`DataError` naming the holder when another live process holds it. Re-entrant within a
     process (a job's stage inside the job's locked folder). The lock file is removed on exit, also on error.
     """
+    created = not Path(path).exists()
     folder = check_output_dir(path, what).resolve()
     if folder in _HELD:
         _HELD[folder] += 1
@@ -113,6 +114,9 @@ def output_lock(path: str | os.PathLike[str], what: str = "--out", command: str 
         if _holder(lock).get("pid") == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
+        if created:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def claim_config(folder: str | os.PathLike[str], name: str, text: str, what: str = "--out") -> None:
