@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from zsl_scale.core import DataError, init_ray, load_torch_file
+from zsl_scale.distributed.lifeline import driver_info
 from zsl_scale.distributed.state import RayContext, finish_run, preflight_run_dir
 from zsl_scale.distributed.trainer import VaeJob, _announce, _summary, vae_worker
 
 
 def _ray_entry(config: dict[str, Any]) -> None:
+    from zsl_scale.distributed.lifeline import bind_to_driver
+
+    bind_to_driver(config.get("driver"))  # Ray workers are the raylet's children: a heartbeat on the driver
     job: VaeJob = config["job"]
     vae_worker(job, RayContext(config["run_dir"]))
 
@@ -39,7 +43,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     gpu = _use_gpu(s.device)
     trainer = TorchTrainer(
         _ray_entry,
-        train_loop_config={"job": job, "run_dir": run_dir},
+        train_loop_config={"job": job, "run_dir": run_dir, "driver": driver_info()},
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=s.workers, use_gpu=gpu, resources_per_worker={"CPU": s.cpus_per_worker}

@@ -148,6 +148,8 @@ def preflight_run_dir(run_dir: Path, fingerprint: dict[str, Any]) -> int:
             pass
     except OSError as exc:
         raise DataError(f"storage path {run_dir} is not writable: {exc.strerror or exc}") from exc
+    for partial in run_dir.glob(".tmp_ckpt_*"):  # a checkpoint a killed run was writing: never complete
+        shutil.rmtree(partial, ignore_errors=True)
     found = checkpoint_dirs(run_dir)
     for _, directory in found:
         check_fingerprint(read_meta(directory), fingerprint, str(directory))
