@@ -186,6 +186,9 @@ def make_inputs(classes: dict[str, Any], classifier: Path, queries: Path, groups
                 config: dict[str, Any], manifests: dict[str, str] | None = None,
                 split_manifests: dict[str, str] | None = None) -> ScoreInputs:
     """Load the classifier and list the query shards; their hashes join ``manifests``."""
+    empty = [name for name, wnids in classes.get("splits", {}).items() if not wnids]
+    if empty:  # scoring it would write a result with no unseen class: U and H undefined
+        raise DataError(f"split {empty[0]} has no classes (empty split file?); rebuild it")
     table, epochs = load_classifier(classifier)
     shards = latent_shards(queries)
     hashes = {**(manifests or {}), "latents:test": sha256_file(queries / "manifest.json"),
