@@ -47,6 +47,7 @@ _EXPORTS = {
     "validation_message": "config",
     "vector_array": "shards",
     "vectors": "shards",
+    "yaml_error_line": "config",
 }
 __all__ = [
     "PACKAGE_DATA",
@@ -88,6 +89,7 @@ __all__ = [
     "validation_message",
     "vector_array",
     "vectors",
+    "yaml_error_line",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -102,6 +104,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         load_config,
         load_settings,
         validation_message,
+        yaml_error_line,
     )
     from zsl_scale.core.device import resolve_device
     from zsl_scale.core.errors import ConfigError, DataError, ZslError
