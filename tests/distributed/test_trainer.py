@@ -234,7 +234,7 @@ def test_cli_bad_input_is_one_error_line(data, tmp_path, capsys):
     blocker.write_text("x")
     code, err = _cli([*base[:4], "--storage", str(blocker), *base[6:], "--features", str(feats),
                       "--embeddings", str(emb)], capsys)
-    assert code == 2 and "is not writable" in err
+    assert code == 2 and "--storage" in err and "is a file, not a folder" in err
     code, err = _cli([*base, "--features", str(feats), "--embeddings", str(emb), "--set", "scale.streams=3",
                       "--workers", "2"], capsys)
     assert code == 2 and "must be a multiple" in err
