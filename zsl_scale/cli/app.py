@@ -75,19 +75,53 @@ def _usage_line(exc: BaseException) -> str:
     return f"error: {message}"
 
 
+def _debug_requested(argv: list[str]) -> bool:
+    """``--debug`` before the command, or ``ZSL_SCALE_DEBUG=1``: re-raise errors with their traceback."""
+    if os.environ.get("ZSL_SCALE_DEBUG", "") not in ("", "0"):
+        return True
+    for arg in argv:
+        if not arg.startswith("-"):
+            return False  # options after the command name belong to the command
+        if arg == "--debug":
+            return True
+    return False
+
+
+def _one_line(text: str) -> str:
+    """Any message as one line: a multi-line message (a parser excerpt, a wrapped library error) is joined."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _environment_error_types() -> tuple[type[BaseException], ...]:
+    """Errors of the environment or of input files that no validation caught: shown as one line too.
+
+    ``OSError`` (permission denied, disk full, a folder where a file belongs) and pyarrow's errors
+    (a truncated or random-bytes parquet file) are about the user's files, not the code.
+    """
+    types: list[type[BaseException]] = [OSError]
+    try:
+        import pyarrow
+
+        types.append(pyarrow.ArrowException)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one ``error: …`` line on stderr and exit code 2.
 
-    ``ZSL_SCALE_DEBUG=1`` re-raises instead, for developers who want the traceback.
+    ``zsl-scale --debug COMMAND …`` or ``ZSL_SCALE_DEBUG=1`` re-raises instead, for developers who want
+    the traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = os.environ.get("ZSL_SCALE_DEBUG", "") not in ("", "0")
+    debug = _debug_requested(argv)
     try:
         app(args=argv, standalone_mode=False, prog_name="zsl-scale")
     except ZslError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -97,5 +131,18 @@ def main(argv: list[str] | None = None) -> None:
     except _usage_error_types() as exc:  # unknown option or command, missing argument, bad value
         if debug:
             raise
-        print(_usage_line(exc), file=sys.stderr)
+        print(_one_line(_usage_line(exc)), file=sys.stderr)
         sys.exit(2)
+    except _environment_error_types() as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(f'{type(exc).__name__}: {exc}')} (run with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(2)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error (also ZSL_SCALE_DEBUG=1)."),
+) -> None:
+    """Large-scale generalized zero-shot learning with CADA-VAE."""

@@ -90,15 +90,15 @@ def _print_table(records: list[ResultRecord], title: str) -> None:
 
 
 def _run(cfg: RunConfig, out: Path, title: str, note: str = "", model_path: Path | None = None) -> list[ResultRecord]:
-    from zsl_scale.core import atomic_write_text
+    from zsl_scale.core import atomic_write_text, output_lock
     from zsl_scale.protocol import render_report, run_benchmark
 
-    with _reporter() as (log, progress):
+    with output_lock(out), _reporter() as (log, progress):
         if note:
             log(note)
         records = run_benchmark(cfg, out, log=log, progress=progress, model_path=model_path)
-    if note:
-        atomic_write_text(out / "report.md", render_report(cfg, records, note=note))
+        if note:
+            atomic_write_text(out / "report.md", render_report(cfg, records, note=note))
     _print_table(records, title)
     print(f"results: {out / 'results'}   report: {out / 'report.md'}")
     return records
@@ -145,19 +145,22 @@ def train(
     variant: str | None = typer.Option(None, help="cada, ca, da or vae (ablations)."),
 ) -> None:
     """Train the trainval VAE of the protocol and save it (model.pt) for `zsl-scale evaluate --model`."""
-    from zsl_scale.core import atomic_write_text, dump_config, resolve_device
+    from zsl_scale.core import atomic_write_text, claim_config, dump_config, output_lock, resolve_device
     from zsl_scale.datasets import resolve_benchmark
     from zsl_scale.protocol import make_phase, save_trained, train_phase
 
     extra = list(overrides) + ([f"train.variant={variant}"] if variant else [])
     cfg = load_config(_config_file(config, preset), extra, benchmark=benchmark, seed=seed, device=device)
     out_dir = out or Path("runs") / cfg.name
-    bench = resolve_benchmark(cfg.benchmark)
-    dev = resolve_device(cfg.device)
-    atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
-    with _reporter() as (log, progress):
-        trained = train_phase(bench, make_phase(bench, "test", cfg, 0, cfg.seed), cfg, dev, cfg.seed, log, progress)
-    path = save_trained(out_dir / "model.pt", trained, cfg, bench)
+    with output_lock(out_dir):
+        bench = resolve_benchmark(cfg.benchmark)
+        dev = resolve_device(cfg.device)
+        claim_config(out_dir, "config.yaml", dump_config(cfg))
+        atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
+        with _reporter() as (log, progress):
+            trained = train_phase(bench, make_phase(bench, "test", cfg, 0, cfg.seed), cfg, dev, cfg.seed, log,
+                                  progress)
+        path = save_trained(out_dir / "model.pt", trained, cfg, bench)
     print(f"model: {path}")
 
 

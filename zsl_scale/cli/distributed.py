@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -31,7 +32,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override any config key: key.path=value"),
 ) -> None:
     """Train the CADA-VAE data-parallel, with a checkpoint every epoch, losses.csv and loss_curve.png."""
-    from zsl_scale.core import ConfigError, atomic_write_text
+    from zsl_scale.core import ConfigError, atomic_write_text, check_output_dir, output_lock
     from zsl_scale.distributed import (
         export_model,
         fit_local,
@@ -47,20 +48,24 @@ def train(
     overrides = _options_as_overrides(features=features, embeddings=embeddings, name=name, storage=storage,
                                       workers=workers, epochs=epochs, device=device)
     cfg = load_job_config(config, [*overrides, *set_])
-    job = prepare_job(cfg, *load_job_inputs(cfg))
-    if runner == "ray":
-        summary = fit_ray(job)
-    elif cfg.scale.workers > 1:
-        summary = fit_spawn(job, cfg.scale.workers)
-    else:
-        summary = fit_local(job, device=_local_device(cfg.scale.device))
-    if "://" not in cfg.scale.storage_path:
-        import yaml
+    local = "://" not in cfg.scale.storage_path
+    if local:  # a file or read-only folder is one line here, not an error raised inside a worker
+        check_output_dir(cfg.scale.storage_path, "--storage")
+    run_dir = Path(cfg.scale.storage_path) / cfg.name
+    with output_lock(run_dir, "run folder") if local else contextlib.nullcontext():
+        job = prepare_job(cfg, *load_job_inputs(cfg))
+        if runner == "ray":
+            summary = fit_ray(job)
+        elif cfg.scale.workers > 1:
+            summary = fit_spawn(job, cfg.scale.workers)
+        else:
+            summary = fit_local(job, device=_local_device(cfg.scale.device))
+        if local:
+            import yaml
 
-        run_dir = Path(cfg.scale.storage_path) / cfg.name
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        export_model(run_dir, run_dir / "vae.pt", {"classifier": cfg.classifier.model_dump(mode="json"),
-                                                   "train_features": str(cfg.data.features)})
+            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            export_model(run_dir, run_dir / "vae.pt", {"classifier": cfg.classifier.model_dump(mode="json"),
+                                                       "train_features": str(cfg.data.features)})
     typer.echo(f"trained {summary['epochs']} epochs on {summary['rows']} rows, {summary['classes']} classes; "
                f"final loss {summary['final_loss']:.4f}; checkpoint {summary['checkpoint']}")
 
@@ -97,6 +102,11 @@ def classifier(
 
     if mode not in ("fixed", "dynamic"):
         raise ConfigError(f"--mode must be fixed or dynamic, got {mode!r}")
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be ≥ 1, got {epochs}")
+    dest = out or run / "classifier.pt"
+    if dest.is_dir():
+        raise DataError(f"--out {dest} is a folder; give the classifier's .pt file name")
     if unseen is not None and not unseen.is_file():
         raise DataError(f"unseen class list not found: {unseen}")
     vae, _, state = load_final_model(run)
@@ -107,7 +117,6 @@ def classifier(
     dev = resolve_device(device)
     bank = build_bank(vae, source, classes, seen, unseen_ids, cfg, state_scaler(state), seed=seed, device=dev)
     linear, history = train_classifier(bank, cfg, epochs, mode=mode, seed=seed, device=dev)  # type: ignore[arg-type]
-    dest = out or run / "classifier.pt"
     save_classifier(dest, linear, bank.wnids, history, epochs, mode=mode)
     typer.echo(f"classifier over {len(bank.wnids)} classes ({len(seen)} seen, {len(unseen_ids)} unseen), "
                f"{bank.num_samples} latents per epoch, final loss {history[-1]['loss']:.4f}: {dest}")

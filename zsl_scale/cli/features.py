@@ -52,7 +52,10 @@ def extract(
         overwrite=overwrite,
         progress_interval_s=log_interval,
     )
-    s = extract_features(source, out, opts)
+    from zsl_scale.core import output_lock
+
+    with output_lock(out):
+        s = extract_features(source, out, opts)
     typer.echo(
         f"features: {s.rows} rows in {s.num_shards} shards ({s.shards_written} written, "
         f"{s.shards_skipped} already done), {s.skipped} images skipped, "

@@ -75,8 +75,12 @@ def evaluate(
                              splits=req.splits, top_k=_top_k(top_k), device=device, backend=backend,
                              batch_rows=batch_rows, calibrated_stacking=calibrated_stacking, seed=seed,
                              notes=notes)
+    from zsl_scale.core import output_lock
+
     dest = out or (run / "evaluate" if run else Path("runs") / "imagenet-eval")
-    for path in evaluate_imagenet(req, settings, dest):
+    with output_lock(dest):  # checked before any split is scored
+        written = evaluate_imagenet(req, settings, dest)
+    for path in written:
         rec = read_result(path)
         m = rec.metrics
         ks = "  ".join(f"{k} {v:.2f}" for k, v in m.top_k.items())

@@ -27,7 +27,7 @@ def run(
         print(line, file=sys.stderr, flush=True)
 
     outcome = run_job(job, job_file.resolve().parent, workdir=workdir, force=tuple(force), dry_run=dry_run,
-                      log=log)
+                      log=log)  # run_job holds the work folder's lock
     ran = [p.name for p in outcome.plans if p.action != "skip"]
     typer.echo(f"job {job.name}: {len(outcome.plans) - len(ran)} stage(s) up to date, "
                f"{len(ran)} {'to run' if dry_run else 'ran'}" + (f": {', '.join(ran)}" if ran else ""))

@@ -49,7 +49,7 @@ def generate(
 
     Re-running the same command resumes where it stopped; outputs are identical for a given seed.
     """
-    from zsl_scale.core import ConfigError
+    from zsl_scale.core import ConfigError, output_lock
     from zsl_scale.latents import LatentOptions, generate_latents
 
     if device not in ("auto", "cpu", "cuda"):
@@ -67,7 +67,8 @@ def generate(
         overwrite=overwrite,
         progress_interval_s=log_interval,
     )
-    s = generate_latents(model, out, opts, features=features, class_embeddings=class_embeddings)
+    with output_lock(out):
+        s = generate_latents(model, out, opts, features=features, class_embeddings=class_embeddings)
     typer.echo(f"latents ({s.mode}): {s.rows} rows in {s.num_shards} shards ({s.shards_written} written) "
                f"in {s.seconds:.1f} s → {s.out_dir}")
 

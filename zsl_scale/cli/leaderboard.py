@@ -16,9 +16,11 @@ def leaderboard(
     Published numbers from the CADA-VAE paper are shown beside ours and labelled as published.
     Results written with different schema versions are refused.
     """
+    from zsl_scale.core import output_lock
     from zsl_scale.report import build_leaderboard
 
-    written = build_leaderboard(results, out)
+    with output_lock(out):
+        written = build_leaderboard(results, out)
     for path in written.values():
         typer.echo(str(path))
 

@@ -25,12 +25,16 @@ _EXPORTS = {
     "atomic_write_parquet": "io",
     "atomic_write_text": "io",
     "cache_dir": "paths",
+    "check_output_dir": "runlock",
+    "claim_config": "runlock",
     "capture": "provenance",
     "dump_config": "config",
     "dumps_json": "io",
     "init_ray": "raysession",
     "iter_batches": "shards",
     "lazy_exports": "exports",
+    "load_torch_file": "safeload",
+    "output_lock": "runlock",
     "load_config": "config",
     "load_settings": "config",
     "read_manifest": "shards",
@@ -43,6 +47,7 @@ _EXPORTS = {
     "validation_message": "config",
     "vector_array": "shards",
     "vectors": "shards",
+    "yaml_error_line": "config",
 }
 __all__ = [
     "PACKAGE_DATA",
@@ -63,6 +68,8 @@ __all__ = [
     "atomic_write_text",
     "cache_dir",
     "capture",
+    "check_output_dir",
+    "claim_config",
     "dump_config",
     "dumps_json",
     "init_ray",
@@ -70,6 +77,8 @@ __all__ = [
     "lazy_exports",
     "load_config",
     "load_settings",
+    "load_torch_file",
+    "output_lock",
     "read_manifest",
     "resolve_device",
     "sha256_bytes",
@@ -80,6 +89,7 @@ __all__ = [
     "validation_message",
     "vector_array",
     "vectors",
+    "yaml_error_line",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -94,6 +104,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         load_config,
         load_settings,
         validation_message,
+        yaml_error_line,
     )
     from zsl_scale.core.device import resolve_device
     from zsl_scale.core.errors import ConfigError, DataError, ZslError
@@ -112,4 +123,6 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.core.progress import ProgressReporter
     from zsl_scale.core.provenance import capture
     from zsl_scale.core.raysession import init_ray
+    from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock
+    from zsl_scale.core.safeload import load_torch_file
     from zsl_scale.core.shards import ShardStore, iter_batches, read_manifest, shard_paths, vector_array, vectors

@@ -8,7 +8,7 @@ exact settings that produced it. Defaults are the paper's hyper-parameters (DESI
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -94,12 +94,12 @@ class ClassifierConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = 1e-3
+    lr: float = Field(default=1e-3, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = Field(default=32, gt=0)
     max_epochs: int = Field(default=40, gt=0)
     # Fixed epochs instead of a validation choice (results then say ``selection: fixed``), and why.
-    epochs: int | None = Field(default=None, gt=0)
+    epochs: int | None = Field(default=None, gt=0)  # an untrained classifier (0 or fewer) scores nothing
     epochs_source: str = ""
     seen_samples: int = Field(default=200, gt=0)  # latents per seen class, from image features
     unseen_samples: int = Field(default=400, gt=0)  # latents per unseen class, from class embeddings
@@ -116,7 +116,7 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shots: list[int] = Field(default_factory=lambda: [0])
+    shots: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     seen_val_fraction: float = Field(default=0.2, gt=0, lt=1)
     validation: Literal["clean", "xlsa17"] = "clean"
     # Class-level cross-validation: fold 0 holds out the benchmark's `val` classes; folds 1.. hold out other,
@@ -155,7 +155,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: cannot parse value: {exc}") from exc
+        raise ConfigError(f"override {text!r}: cannot parse value: {yaml_error_line(exc)}") from None
     return key.strip().split("."), value
 
 
@@ -173,6 +173,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ConfigError(f"override {text!r}: {part!r} is not a section")
         node[path[-1]] = value
     return out
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A YAML parser error as one line (problem, line, column) instead of its multi-line excerpt."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -199,7 +208,7 @@ def load_settings(cls: type[SettingsT], path: str | Path | None = None, override
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+            raise ConfigError(f"{p}: invalid YAML: {yaml_error_line(exc)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         data = loaded

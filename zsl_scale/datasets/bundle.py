@@ -139,7 +139,9 @@ def load_xlsa17(
     feats = np.ascontiguousarray(np.asarray(res["features"], dtype=np.float32).T)
     labels = np.asarray(res["labels"]).astype(np.int64).ravel() - 1
     emb = _embeddings(class_embeddings, att, splits_mat)
-    n_classes = emb.shape[0]
+    # The class count comes from the split file (names, else its attribute matrix), never from an override
+    # matrix: one with extra or missing rows is then refused by validate() with a message about its rows.
+    n_classes = np.asarray(att["att"]).shape[1] if "att" in att else emb.shape[0]
     if "allclasses_names" in att:
         class_names = [str(np.asarray(x).ravel()[0]) for x in np.asarray(att["allclasses_names"]).ravel()]
     else:
@@ -157,7 +159,10 @@ def load_xlsa17(
         class_embeddings=emb,
         splits=splits,
         image_ids=image_ids,
-        info={"source": "xlsa17", "features_file": str(features_mat), "splits_file": str(splits_mat)},
+        info={"source": "xlsa17", "features_file": str(features_mat), "splits_file": str(splits_mat),
+              "files_sha256": {features_mat.name: sha256_file(features_mat), splits_mat.name: sha256_file(splits_mat),
+                               **({Path(class_embeddings).name: sha256_file(class_embeddings)}
+                                  if isinstance(class_embeddings, (str, Path)) else {})}},
     )
     return bench.validate()
 
@@ -241,20 +246,29 @@ def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
     meta_path = d / "benchmark.json"
     if not meta_path.is_file():
         raise DataError(f"{d} is not a benchmark bundle (no benchmark.json)")
-    meta = json.loads(meta_path.read_text())
-    for fname, digest in meta.get("sha256", {}).items():
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"bundle {d}: cannot read benchmark.json: {exc}") from None
+    files = {"benchmark.json": sha256_file(meta_path)}  # provenance hashes the bytes, not recorded digests
+    for fname in sorted({*meta.get("sha256", {}), "features.parquet", "classes.parquet", "splits.parquet"}):
         if not (d / fname).is_file():
             raise DataError(f"bundle {d} is missing {fname}")
-        if verify and sha256_file(d / fname) != digest:
+        files[fname] = sha256_file(d / fname)
+        digest = meta.get("sha256", {}).get(fname)
+        if verify and files[fname] != digest:
             raise DataError(f"bundle {d}: {fname} does not match its recorded sha256")
-    ft = pq.read_table(d / "features.parquet")
-    feature_col = ft.column("feature").combine_chunks()
-    dim = feature_col.type.list_size
-    feats = feature_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).copy()  # writable
-    ct = pq.read_table(d / "classes.parquet").sort_by("label")
-    emb_col = ct.column("embedding").combine_chunks()
-    emb = emb_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, emb_col.type.list_size)
-    st = pq.read_table(d / "splits.parquet")
+    ft, ct, st = (_read_parquet(d, f) for f in ("features.parquet", "classes.parquet", "splits.parquet"))
+    try:
+        feature_col = ft.column("feature").combine_chunks()
+        dim = feature_col.type.list_size
+        feats = feature_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).copy()  # writable
+        ct = ct.sort_by("label")
+        emb_col = ct.column("embedding").combine_chunks()
+        emb = emb_col.flatten().to_numpy(zero_copy_only=False).reshape(-1, emb_col.type.list_size)
+        ft.column("label"), ct.column("name"), st.column("split"), st.column("row")
+    except (KeyError, AttributeError, ValueError, pa.ArrowException) as exc:
+        raise DataError(f"bundle {d}: a file lacks a column or has the wrong type ({exc})") from None
     split_col = np.asarray(st.column("split").to_pylist())
     rows = st.column("row").to_numpy().astype(np.int64)
     bench = Benchmark(
@@ -265,9 +279,18 @@ def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
         class_embeddings=emb.astype(np.float32),
         splits={s: rows[split_col == s] for s in SPLITS},
         image_ids=ft.column("image_id").to_pylist(),
-        info={**meta.get("info", {}), "bundle": str(d), "bundle_sha256": meta.get("sha256", {})},
+        info={**meta.get("info", {}), "bundle": str(d), "bundle_sha256": meta.get("sha256", {}),
+              "files_sha256": files},
     )
     return bench.validate()
+
+
+def _read_parquet(d: Path, fname: str) -> pa.Table:
+    """A bundle's parquet file; a truncated or random-bytes file is one :class:`DataError` line."""
+    try:
+        return pq.read_table(d / fname)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"bundle {d}: cannot read {fname} as parquet ({' '.join(str(exc).split())})") from None
 
 
 def resolve_benchmark(name_or_path: str) -> Benchmark:

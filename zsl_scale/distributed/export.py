@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_scale.core import DataError
+from zsl_scale.core import DataError, load_torch_file
 from zsl_scale.method import CadaVae, FeatureScaler, ModelConfig, scaler_from_extra
 
 
@@ -24,7 +24,7 @@ def load_final_model(run_dir: str | Path) -> tuple[CadaVae, list[str], dict[str,
     found = checkpoint_dirs(Path(run_dir))
     if not found:
         raise DataError(f"no checkpoint under {run_dir}")
-    state = torch.load(found[-1][1] / "state.pt", map_location="cpu", weights_only=False)
+    state = load_torch_file(found[-1][1] / "state.pt", "checkpoint")
     scaler_from_extra(state.get("scaler"), f"checkpoint {found[-1][1]}")
     vae = CadaVae(ModelConfig.model_validate(state["model_config"]))
     vae.load_state_dict(state["model"])

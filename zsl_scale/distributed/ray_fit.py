@@ -7,14 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from zsl_scale.core import DataError, init_ray
+from zsl_scale.core import DataError, init_ray, load_torch_file
+from zsl_scale.distributed.lifeline import driver_info
 from zsl_scale.distributed.state import RayContext, finish_run, preflight_run_dir
 from zsl_scale.distributed.trainer import VaeJob, _announce, _summary, vae_worker
 
 
 def _ray_entry(config: dict[str, Any]) -> None:
+    from zsl_scale.distributed.lifeline import bind_to_driver
+
+    bind_to_driver(config.get("driver"))  # Ray workers are the raylet's children: a heartbeat on the driver
     job: VaeJob = config["job"]
     vae_worker(job, RayContext(config["run_dir"]))
 
@@ -41,7 +43,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     gpu = _use_gpu(s.device)
     trainer = TorchTrainer(
         _ray_entry,
-        train_loop_config={"job": job, "run_dir": run_dir},
+        train_loop_config={"job": job, "run_dir": run_dir, "driver": driver_info()},
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=s.workers, use_gpu=gpu, resources_per_worker={"CPU": s.cpus_per_worker}
@@ -60,7 +62,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     if result.checkpoint is None:  # nothing left to train and nothing reported: the run was already complete
         raise DataError(f"run {run_dir} reported no checkpoint; is it already complete? (raise --epochs to extend)")
     with result.checkpoint.as_directory() as d:
-        history = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)["history"]
+        history = load_torch_file(Path(d) / "state.pt", "checkpoint")["history"]
     summary = _summary(job, history, result.checkpoint.path)
     if "://" not in storage:
         finish_run(Path(run_dir), history, summary)

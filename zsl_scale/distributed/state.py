@@ -28,17 +28,38 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from zsl_scale.core import ConfigError, DataError, atomic_path, atomic_write_json, atomic_write_text
+from zsl_scale.core import (
+    ConfigError,
+    DataError,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    load_torch_file,
+)
 
 STATE_FILE, META_FILE, LOSS_FILE, CURVE_FILE = "state.pt", "meta.json", "losses.csv", "loss_curve.png"
 FORMAT = "zsl-scale/dist-checkpoint"
-FORMAT_VERSION = 2  # 2: image features are min-max scaled; the statistics are in the state and fingerprint
+# 2: image features are min-max scaled; the statistics are in the state and fingerprint.
+# 3: the state is plain data (numpy's RNG state as a tensor), loadable with ``weights_only=True``.
+FORMAT_VERSION = 3
 LOSS_COLUMNS = ("epoch", "loss", "recon", "kl", "cross", "distance", "beta", "gamma", "delta", "rows", "seconds")
+
+
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global RNG state as plain values and a tensor (loadable with ``weights_only=True``)."""
+    st = np.random.get_state(legacy=False)
+    return {"bit_generator": st["bit_generator"], "key": torch.from_numpy(st["state"]["key"].astype(np.int64)),
+            "pos": int(st["state"]["pos"]), "has_gauss": int(st["has_gauss"]), "gauss": float(st["gauss"])}
+
+
+def _numpy_state_back(st: dict[str, Any]) -> dict[str, Any]:
+    return {"bit_generator": st["bit_generator"], "state": {"key": st["key"].numpy().astype(np.uint32),
+            "pos": st["pos"]}, "has_gauss": st["has_gauss"], "gauss": st["gauss"]}
 
 
 def rng_states() -> dict[str, Any]:
     """Every RNG a worker touches (python, numpy, torch CPU and accelerator)."""
-    out = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    out = {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         out["cuda"] = torch.cuda.get_rng_state_all()
     return out
@@ -47,7 +68,7 @@ def rng_states() -> dict[str, Any]:
 def set_rng_states(states: dict[str, Any]) -> None:
     """Restore what :func:`rng_states` captured (the accelerator's only when it has the same devices)."""
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    np.random.set_state(_numpy_state_back(states["numpy"]))
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -71,7 +92,7 @@ def check_fingerprint(meta: dict[str, Any], fingerprint: dict[str, Any], where: 
         raise DataError(f"{where} is not a zsl-scale distributed checkpoint (format {meta.get('format')!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{where} is a checkpoint of format version {meta.get('format_version')}, this version "
-                        f"reads {FORMAT_VERSION} (features are now min-max scaled); use another run name")
+                        f"reads {FORMAT_VERSION} (scaled features, plain-data state); use another run name")
     diff = fingerprint_diff(meta.get("fingerprint", {}), fingerprint)
     if diff:
         shown = ", ".join(diff[:4]) + (f" and {len(diff) - 4} more" if len(diff) > 4 else "")
@@ -93,10 +114,7 @@ def read_checkpoint_dir(directory: Path, fingerprint: dict[str, Any], device: to
     """Load a checkpoint folder after checking its fingerprint."""
     meta = read_meta(directory)
     check_fingerprint(meta, fingerprint, str(directory))
-    try:
-        return torch.load(directory / STATE_FILE, map_location=device, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise DataError(f"cannot load checkpoint {directory}: {exc}") from exc
+    return load_torch_file(directory / STATE_FILE, "checkpoint", map_location=device)
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -130,6 +148,8 @@ def preflight_run_dir(run_dir: Path, fingerprint: dict[str, Any]) -> int:
             pass
     except OSError as exc:
         raise DataError(f"storage path {run_dir} is not writable: {exc.strerror or exc}") from exc
+    for partial in run_dir.glob(".tmp_ckpt_*"):  # a checkpoint a killed run was writing: never complete
+        shutil.rmtree(partial, ignore_errors=True)
     found = checkpoint_dirs(run_dir)
     for _, directory in found:
         check_fingerprint(read_meta(directory), fingerprint, str(directory))

@@ -24,6 +24,7 @@ torch.distributed group set up by the caller, e.g. ``mp.spawn`` in tests and sma
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,9 +210,10 @@ def _maybe_fault(job: VaeJob, epoch: int, step: int, rank: int) -> None:
     """Test hook: kill this worker process once, mid-epoch, to exercise recovery."""
     f = job.fault
     if f and f["epoch"] == epoch and f["rank"] == rank and step == 1 and not Path(f["marker"]).exists():
-        Path(f["marker"]).write_text("killed\n")
-        import os
-
+        Path(f["marker"]).write_text(f"{os.getpid()}\n")
+        if f.get("hang"):  # stay busy (as a long epoch would) until someone kills this process
+            while True:
+                time.sleep(1)
         os._exit(17)
 
 
@@ -239,9 +241,10 @@ def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -
     return summary
 
 
-def _spawned(rank: int, world: int, port: int, job: VaeJob) -> None:
-    import os
+def _spawned(rank: int, world: int, port: int, job: VaeJob, driver: dict[str, Any] | None = None) -> None:
+    from zsl_scale.distributed.lifeline import bind_to_driver
 
+    bind_to_driver(driver)  # a killed driver takes its workers with it
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -262,7 +265,9 @@ def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    mp.spawn(_spawned, args=(world, port, job), nprocs=world, join=True)
+    from zsl_scale.distributed.lifeline import driver_info
+
+    mp.spawn(_spawned, args=(world, port, job, driver_info()), nprocs=world, join=True)
     run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
     import json
 

@@ -15,6 +15,7 @@ id whether it is read from a tar or from an unpacked tree.
 from __future__ import annotations
 
 import itertools
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -143,11 +144,27 @@ def _check_unique(refs: list[ImageRef]) -> None:
             )
 
 
+# Untrusted images are bounded before decoding: a "decompression bomb" (a small file that decodes to
+# gigapixels) or an absurd strip would otherwise take a worker's memory. 50 MP of RGB is 150 MB.
+MAX_FILE_BYTES = 64 << 20
+MAX_PIXELS = 50_000_000
+MAX_ASPECT = 25.0
+
+
+class ImageRejected(ValueError):
+    """An image outside the limits above; skipped with this reason."""
+
+
 def read_bytes(path: str, offset: int = -1, size: int = -1) -> bytes:
-    """The bytes of an image file, or of a tar member read in place by offset."""
+    """The bytes of an image file, or of a tar member read in place by offset (at most MAX_FILE_BYTES)."""
     with open(path, "rb") as fh:
         if offset < 0:
-            return fh.read()
+            data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise ImageRejected(f"file larger than {MAX_FILE_BYTES >> 20} MiB")
+            return data
+        if size > MAX_FILE_BYTES:
+            raise ImageRejected(f"file larger than {MAX_FILE_BYTES >> 20} MiB")
         fh.seek(offset)
         data = fh.read(size)
     if len(data) != size:
@@ -161,9 +178,25 @@ def decode_image(data: bytes, spec: Preprocess) -> np.ndarray:
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data)) as img:  # reads the header only: size is known before decoding
+        check_image_size(*img.size)
         img.load()
         return preprocess_image(img, spec)
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Raise :class:`ImageRejected` for an image beyond MAX_PIXELS or MAX_ASPECT (before it is decoded)."""
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(f"{width}x{height} pixels exceeds the limit of {MAX_PIXELS:,}")
+    if min(width, height) < 1 or max(width, height) / min(width, height) > MAX_ASPECT:
+        raise ImageRejected(f"{width}x{height} has an aspect ratio beyond {MAX_ASPECT:g}:1")
+
+
+def skip_reason(exc: BaseException) -> str:
+    """A reason that is the same for the same input: object reprs (``<_io.BytesIO object at 0x…>``) are
+    replaced, so manifests of identical inputs are identical."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: " + re.sub(r"<[^<>]*? at 0x[0-9a-fA-F]+>", "<image bytes>", text)
 
 
 def load_image(row: list[str | int], spec: Preprocess) -> tuple[np.ndarray | None, str]:
@@ -175,4 +208,4 @@ def load_image(row: list[str | int], spec: Preprocess) -> tuple[np.ndarray | Non
     try:
         return decode_image(read_bytes(str(path), int(offset), int(size)), spec), ""
     except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, ValueError, ...)
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, skip_reason(exc)

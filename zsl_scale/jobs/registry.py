@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zsl_scale.core import ConfigError
+from zsl_scale.core import ConfigError, yaml_error_line
 
 PIPELINE_ORDER = ("splits", "features", "embeddings", "train", "latents", "score", "leaderboard")
 RECORD = "stage.json"
@@ -124,7 +124,7 @@ def load_job(path: str | Path) -> JobSpec:
     except OSError as exc:
         raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"job file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"job file {path} is not valid YAML: {yaml_error_line(exc)}") from None
     try:
         job = JobSpec.model_validate(data)
     except ValidationError as exc:

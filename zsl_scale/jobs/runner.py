@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError, DataError, atomic_write_json, sha256_file, sha256_json
+from zsl_scale.core import ConfigError, DataError, atomic_write_json, output_lock, sha256_file, sha256_json
 from zsl_scale.jobs import stages as _builtin_stages  # noqa: F401 - registers the built-in stage runners
 from zsl_scale.jobs.registry import (
     JOB_SCHEMA,
@@ -102,6 +102,14 @@ def run_job(job: JobSpec, job_dir: Path, workdir: str | Path | None = None, forc
     if unknown:
         raise ConfigError(f"--force names no stage of job {job.name!r}: {unknown[0]!r}")
     root = workdir_of(job, job_dir, workdir)
+    if dry_run:
+        return _run_stages(job, root, job_dir, force, True, log)
+    with output_lock(root, "work folder"):  # one writer per work folder; checked before any stage runs
+        return _run_stages(job, root, job_dir, force, False, log)
+
+
+def _run_stages(job: JobSpec, root: Path, job_dir: Path, force: tuple[str, ...], dry_run: bool,
+                log: Callable[[str], None]) -> JobOutcome:
     outcome = JobOutcome()
     upstream: dict[str, dict[str, Any]] = {}
     hashes: list[str] = []

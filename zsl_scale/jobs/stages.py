@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text
+from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
 from zsl_scale.jobs.registry import StageContext, register_stage
 
 
@@ -174,7 +174,6 @@ def run_train(ctx: StageContext) -> list[Path]:
 @register_stage("latents", builtin=True)
 def run_latents(ctx: StageContext) -> list[Path]:
     """μ latents of the test features, and the final softmax over train ∪ unseen classes."""
-    import torch
 
     from zsl_scale.core import ClassifierConfig, resolve_device
     from zsl_scale.distributed import build_bank, load_class_table, open_features, save_classifier, train_classifier
@@ -194,7 +193,7 @@ def run_latents(ctx: StageContext) -> list[Path]:
     generate_latents(vae_path, ctx.out_dir / "test", opts, features=ctx.path(cfg.get("test_features", "@features")
                                                                               + "/shards"))
     vae, _ = load_model(vae_path, dev)
-    saved = torch.load(vae_path, map_location="cpu", weights_only=False)["extra"]
+    saved = load_torch_file(vae_path, "model checkpoint")["extra"]
     ccfg = ClassifierConfig.model_validate({**saved.get("classifier", {}), **cfg.get("classifier", {})})
     train = classes["train"]
     unseen = sorted((set(classes["heldout"]).union(*map(set, classes["splits"].values()))) - set(train))

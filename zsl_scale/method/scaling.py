@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from zsl_scale.core import DataError, sha256_bytes
+from zsl_scale.core import DataError, load_torch_file, sha256_bytes
 
 MIN_KEY, SCALE_KEY, ROWS_KEY = "scaler_min", "scaler_scale", "scaler_rows"
 
@@ -124,12 +124,7 @@ def scaler_from_extra(extra: Mapping[str, Any] | None, where: str) -> FeatureSca
 
 def load_model_scaler(path: str | Path) -> FeatureScaler:
     """The statistics in a model checkpoint written by :func:`zsl_scale.method.train.save_model`."""
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError) as exc:
-        raise DataError(f"cannot load model checkpoint {path}: {exc}") from exc
+    payload = load_torch_file(path, "model checkpoint")
     extra = payload.get("extra") if isinstance(payload, dict) else None
     return scaler_from_extra(extra, f"model checkpoint {path}")
 

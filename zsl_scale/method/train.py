@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zsl_scale.core import DataError, TrainConfig, atomic_path
+from zsl_scale.core import DataError, TrainConfig, atomic_path, load_torch_file
 from zsl_scale.method.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss
 
 
@@ -108,7 +108,8 @@ def train_vae(
 
 def save_model(path: str | Path, model: CadaVae, extra: dict[str, Any] | None = None) -> Path:
     """Save weights + architecture atomically, so that a checkpoint is self-describing."""
-    payload = {"model_config": model.cfg.model_dump(), "state_dict": model.state_dict(), "extra": extra or {}}
+    payload = {"model_config": model.cfg.model_dump(mode="json"), "state_dict": model.state_dict(),
+               "extra": extra or {}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -116,10 +117,7 @@ def save_model(path: str | Path, model: CadaVae, extra: dict[str, Any] | None = 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[CadaVae, ModelConfig]:
     """Load a checkpoint written by :func:`save_model` (in eval mode, on ``device``)."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except (OSError, RuntimeError) as exc:
-        raise DataError(f"cannot load model checkpoint {path}: {exc}") from exc
+    payload = load_torch_file(path, "model checkpoint", map_location=device)
     if not isinstance(payload, dict) or "model_config" not in payload:
         raise DataError(f"{path} is not a zsl-scale model checkpoint")
     cfg = ModelConfig.model_validate(payload["model_config"])

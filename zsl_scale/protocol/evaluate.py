@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_scale.core import DataError, RunConfig
+from zsl_scale.core import DataError, RunConfig, load_torch_file
 from zsl_scale.datasets import Benchmark
 from zsl_scale.method import (
     MIN_KEY,
@@ -120,7 +120,7 @@ def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench:
 def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
     """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
     model, _ = load_model(path, device)
-    extra = torch.load(path, map_location="cpu", weights_only=False)["extra"]
+    extra = load_torch_file(path, "model checkpoint")["extra"]
     if MIN_KEY not in extra:
         raise DataError(f"{path}: not a trainval checkpoint from `zsl-scale train` (no scaler statistics)")
     if extra.get("benchmark") != bench.name or extra.get("seed") != cfg.seed:

@@ -25,6 +25,7 @@ from zsl_scale.core import (
     atomic_write_json,
     atomic_write_text,
     capture,
+    claim_config,
     dump_config,
     resolve_device,
     sha256_file,
@@ -47,10 +48,11 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: 
     log(f"benchmark {bench.name}: {bench.features.shape[0]} images, {bench.n_classes} classes, "
         f"features {bench.features.shape[1]}-d, class embeddings {bench.class_embeddings.shape[1]}-d; "
         f"device {device}")
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
     trained = load_trained(model_path, cfg, bench, device) if model_path else None
-    records: list[ResultRecord] = []
     selector = _selector(cfg, bench.name) if cfg.eval.selection_from else None
+    claim_config(out, "config.yaml", dump_config(cfg))  # inputs are valid: only now touch the folder
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    records: list[ResultRecord] = []
     method = METHOD_NAMES[cfg.train.variant]
 
     def save_selection(chosen: dict) -> None:
@@ -117,7 +119,7 @@ def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> Res
         metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
         config=config,
         config_sha256=sha256_json(config),
-        manifests={"benchmark": sha256_json(bench.info.get("bundle_sha256") or bench.info)},
+        manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info)},  # bytes of every file
         seeds={"vae": cfg.seed, "sampling": cfg.seed + 1, "classifier": cfg.seed + 2, "zsl_classifier": cfg.seed + 3},
         provenance=capture(device),
         extra={"shots": res.shots, "selection": res.selection, "seconds": round(res.seconds, 1),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError, DataError, capture, sha256_file
+from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, sha256_file
 from zsl_scale.results import Metrics, ResultRecord, write_result
 from zsl_scale.scoring.score import (
     ClassTable,
@@ -87,14 +87,7 @@ class ScoreInputs:
 
 def load_classifier(path: Path) -> tuple[ClassTable, int | None]:
     """The final classifier (``weight``/``bias``/``wnids``; an older ``state_dict`` layout is read too)."""
-    import torch
-
-    if not path.is_file():
-        raise DataError(f"classifier not found: {path}")
-    try:
-        clf = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise DataError(f"cannot load classifier {path}: {exc}") from exc
+    clf = load_torch_file(path, "classifier")
     params = clf.get("state_dict", clf) if isinstance(clf, dict) else {}
     if "wnids" not in clf or "weight" not in params:
         raise DataError(f"{path} is not a zsl-scale classifier (needs 'wnids' and 'weight')")
@@ -195,6 +188,9 @@ def make_inputs(classes: dict[str, Any], classifier: Path, queries: Path, groups
                 config: dict[str, Any], manifests: dict[str, str] | None = None,
                 split_manifests: dict[str, str] | None = None) -> ScoreInputs:
     """Load the classifier and list the query shards; their hashes join ``manifests``."""
+    empty = [name for name, wnids in classes.get("splits", {}).items() if not wnids]
+    if empty:  # scoring it would write a result with no unseen class: U and H undefined
+        raise DataError(f"split {empty[0]} has no classes (empty split file?); rebuild it")
     table, epochs = load_classifier(classifier)
     shards = latent_shards(queries)
     hashes = {**(manifests or {}), "latents:test": sha256_file(queries / "manifest.json"),
