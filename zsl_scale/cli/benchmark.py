@@ -165,11 +165,12 @@ def train(
 
 
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+    out: Path | None = typer.Option(None, help="Output folder (default: runs/demo, or runs/demo-full with --full)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     full: bool = typer.Option(False, help="Run the paper's full 100-epoch schedule instead of the short one."),
 ) -> None:
     """GZSL on the bundled Flowers-102 benchmark with the paper's hyper-parameters (short schedule)."""
+    out = out or Path("runs/demo-full" if full else "runs/demo")  # two settings, two folders: never refused
     cfg = load_config(PAPER_CONFIG if full else DEMO_CONFIG, [], device=device, name=out.name)
     note = "" if full else (
         f"Shortened schedule: {cfg.train.epochs} VAE epochs (the paper uses 100) with warm-ups scaled to fit, "
