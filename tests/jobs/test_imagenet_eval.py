@@ -18,12 +18,12 @@ from tests.conftest import run_cli
 from zsl_scale.core.io import atomic_write_json, atomic_write_parquet, sha256_file
 from zsl_scale.results.schema import SCHEMA_VERSION, read_result
 
-SEEN, HELD, SPLIT = ["n00000001", "n00000002", "n00000003"], ["n00000003"], ["n00000004"]
-ANGLES = {"n00000001": 0.0, "n00000002": 1.5, "n00000003": 3.0, "n00000004": 4.5}
+SEEN, HELD, SPLIT = ["n00000001", "n00000002", "n00000003"], ["n00000003"], ["n01494475"]
+ANGLES = {"n00000001": 0.0, "n00000002": 1.5, "n00000003": 3.0, "n01494475": 4.5}
 # n1 ×2 (one right, one → n2), n2 right, n3 ×2 (one right, one → n2), n4 right, n9 outside every space
 IMAGES = [("n00000001", 0.0), ("n00000001", 1.5), ("n00000002", 1.5), ("n00000003", 3.0), ("n00000003", 1.6),
-          ("n00000004", 4.5), ("n00000009", 0.0)]
-GROUPS = "n00000001\tanimal\nn00000002\tanimal\nn00000003\tplant\nn00000004\tplant\n"
+          ("n01494475", 4.5), ("n00000009", 0.0)]
+GROUPS = "n00000001\tanimal\nn00000002\tanimal\nn00000003\tplant\nn01494475\tplant\n"
 
 
 def _unit(a: float) -> list[float]:
@@ -89,7 +89,7 @@ def _check_record(path: Path) -> None:
     suh = (m.S, m.U, m.H)
     assert suh == pytest.approx((75.0, 75.0, 75.0))  # S: n1 1/2, n2 1/1; U: n3 1/2, n4 1/1
     assert m.per_class == pytest.approx({"n00000001": 50.0, "n00000002": 100.0, "n00000003": 50.0,
-                                         "n00000004": 100.0})
+                                         "n01494475": 100.0})
     assert m.per_group == pytest.approx({"animal": 75.0, "plant": 75.0})
     assert m.top_k == pytest.approx({"top1": 75.0, "top2": 100.0})
     assert rec.schema_version == SCHEMA_VERSION and rec.split == "2H" and len(rec.config_sha256) == 64
@@ -167,13 +167,20 @@ def test_bad_input_is_one_error_line_and_writes_nothing(job_dir: Path, tmp_path:
     code = run_cli(base)
     err = _errors(capsys)
     assert code == 2 and len(err) == 1
-    assert "class n00000004 of the search space of split 2H has no classifier weight or embedding" in err[0]
+    assert "class n01494475 of the search space of split 2H has no classifier weight or embedding" in err[0]
     # neither a job folder nor the explicit inputs
     code = run_cli(["imagenet", "evaluate", "--splits", "2H"])
     err = _errors(capsys)
     assert code == 2 and err == ["error: pass --run (a `zsl-scale run` work folder) or --classifier, --queries"]
     code = run_cli(["imagenet", "evaluate", "--run", str(tmp_path / "nothing")])
     assert code == 2 and "run folder not found" in _errors(capsys)[0]
+    # a split list naming a class outside ImageNet-21K is refused, never scored
+    stray = _split_root(tmp_path / "stray", wnids=["n00000004"])
+    code = run_cli(["imagenet", "evaluate", "--classifier", str(job_dir / "latents" / "classifier.pt"),
+                    "--queries", str(job_dir / "latents" / "test"), "--splits", "2H", "--split-root", str(stray),
+                    "--device", "cpu", "--out", str(out)])
+    err = _errors(capsys)
+    assert code == 2 and len(err) == 1 and "lists 1 wnid(s) outside ImageNet-21K and the 1K, e.g. n00000004" in err[0]
     assert not out.exists()
 
 

@@ -27,6 +27,7 @@ split behind.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -350,4 +351,14 @@ def load_split(name: str, root: str | os.PathLike[str] | None = None, verify: bo
     expected = manifest.get("files", {}).get(path.name, {}).get("sha256")
     if verify and expected != sha256_file(path):
         raise DataError(f"{path} does not match its manifest.json (edited after build?); rebuild it")
-    return path.read_text(encoding="utf-8").split()
+    wnids = path.read_text(encoding="utf-8").split()
+    stray = sorted(set(wnids) - _known_classes())
+    if stray:  # a class outside ImageNet would be scored wherever a classifier happens to have its row
+        raise DataError(f"split {name} ({path}) lists {len(stray)} wnid(s) outside ImageNet-21K and the 1K, "
+                        f"e.g. {stray[0]}")
+    return wnids
+
+
+@functools.lru_cache(maxsize=1)
+def _known_classes() -> frozenset[str]:
+    return frozenset(imagenet_classes("all"))
