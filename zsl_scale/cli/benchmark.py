@@ -51,13 +51,15 @@ def _reporter():
 
 def _print_table(records: list[ResultRecord], title: str) -> None:
     table = Table(title=title)
-    for col in ("setting", "S", "U", "H", "ZSL", "epochs (GZSL/ZSL)"):
-        table.add_column(col, justify="right" if col in ("S", "U", "H", "ZSL") else "left")
+    for col in ("method", "setting", "S", "U", "H", "ZSL", "chosen on validation (GZSL)", "seconds"):
+        table.add_column(col, justify="right" if col in ("S", "U", "H", "ZSL", "seconds") else "left")
     for r in records:
         sel = r.extra.get("selection", {})
         m = r.metrics
-        table.add_row(r.setting, f"{m.S:.1f}", f"{m.U:.1f}", f"{m.H:.1f}", f"{m.zsl:.1f}",
-                      f"{sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')}")
+        chosen = (f"epochs {sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')}" if "gzsl_epochs" in sel
+                  else ", ".join(f"{k} {v:g}" for k, v in sel.get("gzsl", {}).get("hyper", {}).items()))
+        table.add_row(r.method, r.setting, f"{m.S:.1f}", f"{m.U:.1f}", f"{m.H:.1f}", f"{m.zsl:.1f}", chosen,
+                      f"{r.extra.get('seconds', 0):.0f}")
     Console().print(table)
 
 
@@ -87,12 +89,18 @@ def evaluate(
     variant: str | None = typer.Option(None, help="cada, ca, da or vae (ablations)."),
     shots: str | None = typer.Option(None, help="Comma-separated shot counts: 0 = GZSL/ZSL, k = GFSL-k."),
     model: Path | None = typer.Option(None, "--model", "-m", help="Trainval VAE from `zsl-scale train` to use."),
+    method: str = typer.Option("cada", "--method", help="Method(s), comma-separated: cada, eszsl, devise, sje, ale, "
+                                                         "conse, fclswgan (or `fast`: the closed-form and "
+                                                         "compatibility ones)."),
 ) -> None:
-    """Full protocol on a small benchmark: choose epochs on validation, retrain on trainval, test once.
+    """Full protocol on a small benchmark: choose epochs/hyper-parameters on validation, retrain on trainval, test once.
 
+    Every method (--method) runs the same phases, selection and metrics; results JSONs of several methods
+    in one folder go side by side in `zsl-scale leaderboard`.
     ImageNet-21K splits: `zsl-scale evaluate imagenet --run RUN_DIR --splits 2H,3H` (the same as
     `zsl-scale imagenet evaluate`; see its --help).
     """
+    specs = _methods(method)
     extra = list(overrides)
     if variant:
         extra.append(f"train.variant={variant}")
@@ -100,7 +108,35 @@ def evaluate(
         extra.append(f"eval.shots=[{shots}]")
     cfg = load_config(config or PAPER_CONFIG, extra, benchmark=benchmark, name=name, seed=seed, device=device)
     out_dir = out or Path("runs") / cfg.name
-    _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}", model_path=model)
+    records: list[ResultRecord] = []
+    for spec in specs:
+        if spec.protocol == "cada":
+            records += _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}", model_path=model)
+        else:
+            records += _run_method(spec, cfg, out_dir)
+    if len(specs) > 1:
+        _print_table(records, f"{cfg.name}: {len(specs)} methods on {cfg.benchmark}")
+
+
+def _methods(names: str) -> list:
+    """Registry entries for a comma-separated ``--method`` value (``fast``: the quick baselines)."""
+    from zsl_scale.methods import FAST, get_method
+
+    out = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        out += [get_method(n) for n in FAST] if name == "fast" else [get_method(name)]
+    return list(dict.fromkeys(out))
+
+
+def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecord]:
+    """One registered baseline through :func:`zsl_scale.protocol.run_method`, with the screen table."""
+    from zsl_scale.protocol import run_method
+
+    with _reporter() as (log, _progress):
+        records = run_method(spec, cfg, out, log=log, bench=bench)
+    _print_table(records, f"{cfg.name}: {spec.display} on {cfg.benchmark}")
+    print(f"results: {out / 'results'}")
+    return records
 
 
 def train(
