@@ -17,6 +17,7 @@ from zsl_scale.results import ResultRecord
 
 DEMO_CONFIG = PACKAGE_DATA / "configs" / "demo.yaml"
 PAPER_CONFIG = PACKAGE_DATA / "configs" / "paper.yaml"
+DEMO_BASELINES = ("eszsl", "sje")  # seconds each on Flowers (docs/methods.md); the demo's budget is 3 minutes
 
 console = Console(stderr=True)
 
@@ -122,10 +123,11 @@ def _methods(names: str) -> list:
     """Registry entries for a comma-separated ``--method`` value (``fast``: the quick baselines)."""
     from zsl_scale.methods import FAST, get_method
 
-    out = []
+    out = {}
     for name in [n.strip() for n in names.split(",") if n.strip()]:
-        out += [get_method(n) for n in FAST] if name == "fast" else [get_method(name)]
-    return list(dict.fromkeys(out))
+        for spec in [get_method(n) for n in FAST] if name == "fast" else [get_method(name)]:
+            out[spec.name] = spec
+    return list(out.values())
 
 
 def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecord]:
@@ -169,13 +171,24 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     full: bool = typer.Option(False, help="Run the paper's full 100-epoch schedule instead of the short one."),
+    baselines: str = typer.Option(",".join(DEMO_BASELINES), help="Fast baselines to run beside CADA-VAE on the same "
+                                                                   "split (comma-separated; empty: none)."),
 ) -> None:
-    """GZSL on the bundled Flowers-102 benchmark with the paper's hyper-parameters (short schedule)."""
+    """GZSL on the bundled Flowers-102 benchmark: CADA-VAE (short schedule) beside fast baselines, and a leaderboard."""
+    from zsl_scale.report import build_leaderboard
+
     cfg = load_config(PAPER_CONFIG if full else DEMO_CONFIG, [], device=device, name=out.name)
+    specs = _methods(baselines) if baselines.strip() else []
     note = "" if full else (
         f"Shortened schedule: {cfg.train.epochs} VAE epochs (the paper uses 100) with warm-ups scaled to fit, "
         f"to finish in about 3 minutes on 2 CPU cores. Run `zsl-scale demo --full` for the full protocol.")
-    _run(cfg, out, "zsl-scale demo: CADA-VAE GZSL on Flowers-102", note=note)
+    records = _run(cfg, out, "zsl-scale demo: CADA-VAE GZSL on Flowers-102", note=note)
+    for spec in specs:
+        records += _run_method(spec, cfg, out)
+    written = build_leaderboard([out / "results"], out / "leaderboard")
+    if specs:
+        _print_table(records, "zsl-scale demo: every method on the same Flowers-102 split")
+    print(f"leaderboard: {written['html']}   {written['markdown']}")
 
 
 def register(app: typer.Typer) -> None:
