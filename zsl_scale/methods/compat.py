@@ -21,7 +21,7 @@ from torch import Tensor
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, normalize_rows
 
 Loss = Callable[[Tensor, Tensor], Tensor]
-GRID = {"lr": [0.01, 0.1], "epochs": [12]}
+GRID = {"lr": [0.01, 0.1], "epochs": [25]}
 BATCH = 64
 
 

@@ -41,6 +41,9 @@ class MethodSpec:
         make: ``make(data, seed)`` → a trainer for one phase (None: runs through ``protocol``).
         grid: hyper-parameter values searched on validation (``epochs``: the maximum, see module doc).
         protocol: ``"generic"`` (:mod:`zsl_scale.protocol.methods`) or ``"cada"`` (the CADA-VAE protocol).
+        threads: torch intra-op threads while training (None: leave as is). The SGD methods run thousands of
+            tiny matrix products; on a busy 2-core machine two threads made DeViSE 20× more CPU-hungry
+            and 16× slower than one (the threads wait on each other at every op), so they use one.
     """
 
     name: str
@@ -50,6 +53,7 @@ class MethodSpec:
     make: Callable[[TrainData, int], Trainer] | None
     grid: dict[str, list[Any]] = field(default_factory=dict)
     protocol: Literal["generic", "cada"] = "generic"
+    threads: int | None = None
 
     def points(self) -> list[Hyper]:
         """Every grid point, in a fixed order (ties on validation go to the first)."""
@@ -59,14 +63,18 @@ class MethodSpec:
 
 METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("cada", "CADA-VAE", "generative", "Schönfeld et al., CVPR 2019", None, protocol="cada"),
-    MethodSpec("eszsl", "ESZSL", "closed-form", "Romera-Paredes & Torr, ICML 2015", eszsl.EszslTrainer, eszsl.GRID),
+    MethodSpec("eszsl", "ESZSL", "closed-form", "Romera-Paredes & Torr, ICML 2015", eszsl.EszslTrainer, eszsl.GRID,
+               threads=1),
     MethodSpec("devise", "DeViSE", "compatibility", "Frome et al., NeurIPS 2013", compat.trainer("devise"),
-               compat.GRID),
-    MethodSpec("sje", "SJE", "compatibility", "Akata et al., CVPR 2015", compat.trainer("sje"), compat.GRID),
-    MethodSpec("ale", "ALE", "compatibility", "Akata et al., TPAMI 2016", compat.trainer("ale"), compat.GRID),
-    MethodSpec("conse", "ConSE", "compatibility", "Norouzi et al., ICLR 2014", conse.ConseTrainer, conse.GRID),
+               compat.GRID, threads=1),
+    MethodSpec("sje", "SJE", "compatibility", "Akata et al., CVPR 2015", compat.trainer("sje"), compat.GRID,
+               threads=1),
+    MethodSpec("ale", "ALE", "compatibility", "Akata et al., TPAMI 2016", compat.trainer("ale"), compat.GRID,
+               threads=1),
+    MethodSpec("conse", "ConSE", "compatibility", "Norouzi et al., ICLR 2014", conse.ConseTrainer, conse.GRID,
+               threads=1),
     MethodSpec("fclswgan", "f-CLSWGAN", "generative", "Xian et al., CVPR 2018", fclswgan.FclswganTrainer,
-               fclswgan.GRID),
+               fclswgan.GRID, threads=1),
 )}
 ALIASES = {"cada-vae": "cada", "f-clswgan": "fclswgan", "ezsl": "eszsl"}
 FAST = ("eszsl", "devise", "sje", "ale", "conse")

@@ -14,7 +14,8 @@ softmax method's ZSL classifier is its GZSL classifier restricted to the unseen 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,18 @@ def _best(spec: MethodSpec, mean: list[list[dict[str, float]]], key: str) -> dic
     return {"hyper": hp, f"val_{key}": val}
 
 
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
            log: Log = print) -> dict[str, Any]:
     """Hyper-parameters for GZSL (best validation H) and ZSL (best validation unseen accuracy)."""
@@ -118,6 +131,13 @@ def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, devic
 def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
                     log: Log = print) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
+    assert spec.make is not None
+    with _threads(spec.threads):
+        return _evaluate(spec, bench, cfg, shots, device, log)
+
+
+def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+              log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
     assert spec.make is not None
     sel = select(spec, bench, cfg, shots, device, log)
     data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device)
