@@ -17,6 +17,7 @@ _EXPORTS = {
     "get_method": "registry",
     "method_names": "registry",
     "predict": "base",
+    "queries": "base",
     "scores": "base",
 }
 __all__ = [
@@ -29,10 +30,11 @@ __all__ = [
     "get_method",
     "method_names",
     "predict",
+    "queries",
     "scores",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.methods.base import Fitted, TrainData, class_table, predict, scores
+    from zsl_scale.methods.base import Fitted, TrainData, class_table, predict, queries, scores
     from zsl_scale.methods.registry import FAST, METHODS, MethodSpec, get_method, method_names

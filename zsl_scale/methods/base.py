@@ -95,6 +95,13 @@ def class_table(fitted: Fitted, classes: np.ndarray, class_ids: Sequence[str]) -
     return ClassTable(tuple(class_ids), w.detach().cpu().numpy(), bias)
 
 
+@torch.no_grad()
+def queries(fitted: Fitted, x: Tensor, batch_size: int = 8192) -> np.ndarray:
+    """``embed(x)`` as float32 numpy: the query vectors the chunked scorer ranks against :func:`class_table`."""
+    out = [fitted.embed(x[i : i + batch_size]).float().cpu().numpy() for i in range(0, x.shape[0], batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
 def normalize_rows(t: Tensor) -> Tensor:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
