@@ -45,6 +45,7 @@ def _config_file(config: Path | None, preset: str | None) -> Path:
         hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(PRESETS)}"
         raise ConfigError(f"unknown preset {preset!r}{hint}")
     return PRESETS[preset]
+DEMO_BASELINES = ("eszsl", "sje")  # seconds each on Flowers (docs/methods.md); the demo's budget is 3 minutes
 
 console = Console(stderr=True)
 
@@ -79,13 +80,15 @@ def _reporter():
 
 def _print_table(records: list[ResultRecord], title: str) -> None:
     table = Table(title=title)
-    for col in ("setting", "S", "U", "H", "ZSL", "epochs (GZSL/ZSL)", "selection"):
-        table.add_column(col, justify="right" if col in ("S", "U", "H", "ZSL") else "left")
+    for col in ("method", "setting", "S", "U", "H", "ZSL", "chosen (GZSL)", "selection", "seconds"):
+        table.add_column(col, justify="right" if col in ("S", "U", "H", "ZSL", "seconds") else "left")
     for r in records:
         sel = r.extra.get("selection", {})
         m = r.metrics
-        table.add_row(r.setting, f"{m.S:.1f}", f"{m.U:.1f}", f"{m.H:.1f}", f"{m.zsl:.1f}",
-                      f"{sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')}", r.selection)
+        chosen = (f"epochs {sel.get('gzsl_epochs')}/{sel.get('zsl_epochs')}" if "gzsl_epochs" in sel
+                  else ", ".join(f"{k} {v:g}" for k, v in sel.get("gzsl", {}).get("hyper", {}).items()))
+        table.add_row(r.method, r.setting, f"{m.S:.1f}", f"{m.U:.1f}", f"{m.H:.1f}", f"{m.zsl:.1f}", chosen,
+                      r.selection, f"{r.extra.get('seconds', 0):.0f}")
     Console().print(table)
 
 
@@ -117,12 +120,18 @@ def evaluate(
     variant: str | None = typer.Option(None, help="cada, ca, da or vae (ablations)."),
     shots: str | None = typer.Option(None, help="Comma-separated shot counts: 0 = GZSL/ZSL, k = GFSL-k."),
     model: Path | None = typer.Option(None, "--model", "-m", help="Trainval VAE from `zsl-scale train` to use."),
+    method: str = typer.Option("cada", "--method", help="Method(s), comma-separated: cada, eszsl, devise, sje, ale, "
+                                                         "conse, fclswgan (or `fast`: the closed-form and "
+                                                         "compatibility ones)."),
 ) -> None:
-    """Full protocol on a small benchmark: choose epochs on validation, retrain on trainval, test once.
+    """Full protocol on a small benchmark: choose epochs/hyper-parameters on validation, retrain on trainval, test once.
 
+    Every method (--method) runs the same phases, selection and metrics; results JSONs of several methods
+    in one folder go side by side in `zsl-scale leaderboard`.
     ImageNet-21K splits: `zsl-scale evaluate imagenet --run RUN_DIR --splits 2H,3H` (the same as
     `zsl-scale imagenet evaluate`; see its --help).
     """
+    specs = _methods(method)
     extra = list(overrides)
     if variant:
         extra.append(f"train.variant={variant}")
@@ -131,7 +140,36 @@ def evaluate(
     cfg = _epochs_source(load_config(_config_file(config, preset), extra, benchmark=benchmark, name=name, seed=seed,
                                      device=device), extra)
     out_dir = out or Path("runs") / cfg.name
-    _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}", model_path=model)
+    records: list[ResultRecord] = []
+    for spec in specs:
+        if spec.protocol == "cada":
+            records += _run(cfg, out_dir, f"{cfg.name}: {cfg.train.variant} on {cfg.benchmark}", model_path=model)
+        else:
+            records += _run_method(spec, cfg, out_dir)
+    if len(specs) > 1:
+        _print_table(records, f"{cfg.name}: {len(specs)} methods on {cfg.benchmark}")
+
+
+def _methods(names: str) -> list:
+    """Registry entries for a comma-separated ``--method`` value (``fast``: the quick baselines)."""
+    from zsl_scale.methods import FAST, get_method
+
+    out = {}
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        for spec in [get_method(n) for n in FAST] if name == "fast" else [get_method(name)]:
+            out[spec.name] = spec
+    return list(out.values())
+
+
+def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecord]:
+    """One registered baseline through :func:`zsl_scale.protocol.run_method`, with the screen table."""
+    from zsl_scale.protocol import run_method
+
+    with _reporter() as (log, _progress):
+        records = run_method(spec, cfg, out, log=log, bench=bench)
+    _print_table(records, f"{cfg.name}: {spec.display} on {cfg.benchmark}")
+    print(f"results: {out / 'results'}")
+    return records
 
 
 def train(
@@ -168,20 +206,31 @@ def demo(
     out: Path | None = typer.Option(None, help="Output folder (default: runs/demo, or runs/demo-full with --full)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     full: bool = typer.Option(False, help="Run the paper's full 100-epoch schedule instead of the short one."),
+    baselines: str = typer.Option(",".join(DEMO_BASELINES), help="Fast baselines to run beside CADA-VAE on the same "
+                                                                   "split (comma-separated; empty: none)."),
 ) -> None:
-    """GZSL on the bundled Flowers-102 benchmark with the paper's hyper-parameters (short schedule)."""
+    """GZSL on the bundled Flowers-102 benchmark: CADA-VAE (short schedule) beside fast baselines, and a leaderboard."""
+    from zsl_scale.report import build_leaderboard
+
     out = out or Path("runs/demo-full" if full else "runs/demo")  # two settings, two folders: never refused
     cfg = load_config(PAPER_CONFIG if full else DEMO_CONFIG, [], device=device, name=out.name)
+    specs = _methods(baselines) if baselines.strip() else []
     note = "" if full else (
         f"Shortened schedule: {cfg.train.epochs} VAE epochs (the paper uses 100) with warm-ups scaled to fit, "
         f"to finish in about 3 minutes on 2 CPU cores. Run `zsl-scale demo --full` for the full protocol.")
     records = _run(cfg, out, "zsl-scale demo: CADA-VAE GZSL on Flowers-102", note=note)
-    gzsl = next((r for r in records if r.setting == "gzsl"), None)
+    for spec in specs:
+        records += _run_method(spec, cfg, out)
+    written = build_leaderboard([out / "results"], out / "leaderboard")
+    if specs:
+        _print_table(records, "zsl-scale demo: every method on the same Flowers-102 split")
+    gzsl = next((r for r in records if r.setting == "gzsl" and r.method == "CADA-VAE"), None)
     if gzsl is not None and not full:
         ref = FULL_PROTOCOL_FLO
-        print(f"full protocol (100 VAE epochs, {ref['seeds']} seeds, docs/method.md): "
-              f"H {ref['H']:.1f} ± {ref['sd']:.1f}; this demo: H {gzsl.metrics.H:.1f} "
+        print(f"CADA-VAE full protocol (100 VAE epochs, {ref['seeds']} seeds, docs/method.md): "
+              f"H {ref['H']:.1f} ± {ref['sd']:.1f}; this demo's shortened schedule: H {gzsl.metrics.H:.1f} "
               f"({gzsl.metrics.H - ref['H']:+.1f})")
+    print(f"leaderboard: {written['html']}   {written['markdown']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,11 @@
 Everything here is derived from results files (:func:`zsl_scale.results.schema.read_result`) plus the
 published numbers bundled in ``zsl_scale/data/published/`` (each with its table/section in the
 paper), so a leaderboard can be rebuilt anywhere the JSON files are. Published numbers are always
-labelled ``published`` and never mixed into our aggregates. The HTML page has no JavaScript and only
-relative links to its PNGs, so it opens from disk, in CI, or behind any static file server.
+labelled ``published`` and never mixed into our aggregates, and shown only for datasets we have results
+on. Every row carries how its epochs/hyper-parameters were chosen (validation, fixed, test-oracle,
+published). Above the full table, :mod:`zsl_scale.report.compare` lays methods side by side. The HTML page
+has a few lines of plain JavaScript (sortable columns; the page reads fine without it) and only relative
+links to its PNGs, so it opens from disk, in CI, or behind any static file server.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zsl_scale.core import PACKAGE_DATA, DataError, atomic_write_text
+from zsl_scale.report.compare import SORT_SCRIPT, comparison_html, comparison_markdown, selection_label
 from zsl_scale.report.plots import IMAGENET_SPLIT_ORDER, render_all
 from zsl_scale.results import SELECTIONS, ResultRecord, read_result
 
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 CSV_FIELDS = ("source", "dataset", "split", "method", "setting", "selection", "seed", "S", "U", "H", "zsl", "top1",
               "top5", "config_sha256", "git_commit", "device", "date", "file")
+GROUP_KEYS = ("source", "dataset", "split", "method", "setting", "selection")
 METRIC_COLUMNS = ("S", "U", "H", "zsl", "top1", "top5")
 SELECTION_ORDER = {s: i for i, s in enumerate(SELECTIONS)}
 
@@ -67,7 +72,8 @@ def published_entries() -> list[dict]:
     for path in sorted((PACKAGE_DATA / "published").glob("*.json")):
         doc = json.loads(path.read_text())
         for e in doc["entries"]:
-            out.append({**e, "source": f"published: {doc['source']}, {e['where']}"})
+            note = f"; selection: {e['selection']}" if e.get("selection") else ""
+            out.append({**e, "source": f"published: {doc['source']}, {e['where']}{note}"})
     return out
 
 
@@ -76,7 +82,7 @@ def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
     m = rec.metrics
     prov = rec.provenance
     return {"source": "ours", "dataset": rec.dataset, "split": rec.split, "method": rec.method,
-            "setting": rec.setting, "selection": rec.selection, "seed": rec.seed,
+            "setting": rec.setting, "selection": selection_label(rec), "seed": rec.seed,
             "S": m.S, "U": m.U, "H": m.H, "zsl": m.zsl,
             "top1": m.top_k.get("top1"), "top5": m.top_k.get("top5"), "config_sha256": rec.config_sha256,
             "git_commit": prov.get("git_commit"), "device": prov.get("device"), "date": prov.get("date"),
@@ -92,16 +98,15 @@ def published_rows() -> list[dict]:
 def aggregate(rows: Sequence[dict]) -> list[dict]:
     """Mean (and std, n) over seeds per (source, dataset, split, method, setting, selection).
 
-    Selection is part of the key: a number whose epochs were chosen on validation is never averaged with, or
-    ranked as the same row as, one with fixed epochs, a test-oracle or a published number.
+    Selection is part of the key: numbers chosen on validation are never averaged with fixed or
+    test-oracle ones.
     """
-    keys = ("source", "dataset", "split", "method", "setting", "selection")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        groups[tuple(r.get(k) or "" for k in keys)].append(r)
+        groups[tuple(r.get(k, "") for k in GROUP_KEYS)].append(r)
     out = []
     for key, rs in groups.items():
-        agg = dict(zip(keys, key, strict=True))
+        agg = dict(zip(GROUP_KEYS, key, strict=True))
         agg["n"] = len(rs) if key[0] == "ours" else None
         for col in METRIC_COLUMNS:
             vals = [float(r[col]) for r in rs if r.get(col) is not None]
@@ -132,11 +137,12 @@ def _fmt(v: float | None, std: float | None = None) -> str:
 
 def markdown_table(agg: Sequence[dict]) -> str:
     """A Markdown table of aggregated rows (ours and published, labelled)."""
-    head = "| dataset | split | setting | method | selection | source | seeds | S | U | H | ZSL | top-1 | top-5 |"
+    head = "| dataset | split | setting | method | source | selection | seeds | S | U | H | ZSL | top-1 | top-5 |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in agg:
         src = "ours" if r["source"] == "ours" else "published"
-        cells = [r["dataset"], r["split"], r["setting"], r["method"], r["selection"], src, str(r["n"] or "")]
+        cells = [r["dataset"], r["split"], r["setting"], r["method"], src, r.get("selection") or "",
+                 str(r["n"] or "")]
         cells += [_fmt(r[c], r[c + "_std"]) for c in METRIC_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -147,7 +153,8 @@ def render_markdown(records: Sequence[ResultRecord], title: str = "zsl-scale res
     rows = [result_row(r) for r in records]
     ours = {(r["dataset"].lower(), r["setting"]) for r in rows}
     pub = [p for p in published_rows() if (p["dataset"].lower(), p["setting"]) in ours]
-    text = [f"# {title}", "", markdown_table(aggregate(rows + pub))]
+    agg = aggregate(rows + pub)
+    text = [f"# {title}", "", comparison_markdown(agg), "## All rows", "", markdown_table(agg)]
     groups = [(r, r.metrics.per_group) for r in records if r.metrics.per_group]
     for rec, per_group in groups:
         text += [f"## Accuracy per WordNet group: {rec.dataset} {rec.split} ({rec.method}, seed {rec.seed})", "",
@@ -174,11 +181,13 @@ def build_leaderboard(results_dirs: Sequence[str | Path], out_dir: str | Path) -
     out.mkdir(parents=True, exist_ok=True)
     ours = [result_row(rec, path) for rec, path in loaded]
     datasets = {r["dataset"].lower() for r in ours}
-    pub = [p for p in published_rows() if p["dataset"].lower() in datasets] or published_rows()
+    pub = [p for p in published_rows() if p["dataset"].lower() in datasets]  # only where they compare with ours
     agg = aggregate(ours + pub)
     written = {"csv": out / "leaderboard.csv", "markdown": out / "leaderboard.md", "html": out / "index.html"}
     write_csv(written["csv"], ours + pub)
-    atomic_write_text(written["markdown"], "# zsl-scale leaderboard\n\n" + markdown_table(agg))
+    compare = comparison_markdown(agg)
+    atomic_write_text(written["markdown"], "# zsl-scale leaderboard\n\n" + (compare + "\n## All rows\n\n" if compare
+                                                                             else "") + markdown_table(agg))
     plots = render_all(agg, [rec for rec, _ in loaded], out)
     written.update(plots)
     atomic_write_text(written["html"], render_html(agg, plots, len(loaded)))
@@ -186,15 +195,15 @@ def build_leaderboard(results_dirs: Sequence[str | Path], out_dir: str | Path) -
 
 
 def render_html(agg: Sequence[dict], plots: dict[str, Path], n_files: int) -> str:
-    """The static leaderboard page: tables plus the PNG plots (relative links, no scripts)."""
+    """The static leaderboard page: comparison + full tables (sortable) and the PNG plots (relative links)."""
     esc = html.escape
-    head = ["dataset", "split", "setting", "method", "selection", "source", "seeds", *METRIC_COLUMNS]
+    head = ["dataset", "split", "setting", "method", "source", "selection", "seeds", *METRIC_COLUMNS]
     rows = []
     for r in agg:
         cls = "ours" if r["source"] == "ours" else "published"
         src = "ours" if cls == "ours" else f'<abbr title="{esc(r["source"])}">published</abbr>'
-        cells = [esc(str(r[c])) for c in ("dataset", "split", "setting", "method", "selection")]
-        cells += [src, esc(str(r["n"] or ""))]
+        cells = [esc(str(r[c])) for c in ("dataset", "split", "setting", "method")]
+        cells += [src, esc(r.get("selection") or ""), esc(str(r["n"] or ""))]
         cells += [esc(_fmt(r[c], r[c + "_std"])) for c in METRIC_COLUMNS]
         rows.append(f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     figs = "".join(f'<figure><img src="{esc(p.name)}" alt="{esc(name)}"><figcaption>{esc(name)}</figcaption></figure>'
@@ -205,17 +214,22 @@ def render_html(agg: Sequence[dict], plots: dict[str, Path], n_files: int) -> st
 <link rel="icon" href="data:,">
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}tr.published{{color:#666;font-style:italic}}
-figure{{display:inline-block;margin:1em}}img{{max-width:900px}}</style></head><body>
+figure{{display:inline-block;margin:1em}}img{{max-width:900px}}td.best{{font-weight:bold;background:#e8f4e8}}
+th{{cursor:pointer}}</style></head><body>
 <h1>zsl-scale leaderboard</h1>
 <p>{n_files} results files. Accuracies are per-class mean top-1 in percent; rows in grey italics are
-<b>published</b> numbers, not ours. <b>selection</b> says how each row's epochs and hyper-parameters were
-chosen: <i>validation</i> (clean), <i>fixed</i> (set in advance, e.g. another code's setting),
-<i>test-oracle</i> (best test epoch), <i>published</i> (copied from a paper); rows of different selection are
-never averaged together.</p>
-<table><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead><tbody>
+<b>published</b> numbers, not ours (other features and protocols: context, not competitors). The
+<i>selection</i> column says how each row's epochs and hyper-parameters were chosen: <i>validation</i> (clean),
+<i>fixed</i> (set in advance, e.g. another code's setting), <i>test-oracle</i> (best test epoch),
+<i>published</i> (copied from a paper); rows of different selection are never averaged together.
+Click a column header to sort.</p>
+{comparison_html(agg)}
+<h2>All rows</h2>
+<table class="sortable"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table>
 {figs}
 <p>Published sources: {esc("; ".join(sources)) or "none"}.</p>
+{SORT_SCRIPT}
 </body></html>
 """

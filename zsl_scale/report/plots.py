@@ -74,10 +74,23 @@ def imagenet_splits(agg: Sequence[dict]) -> Figure | None:
         bars = ax.bar(xs, ys, width, label=label, color=_PUB if "(published)" in label else None)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(splits))], splits)
+    honest_axis(ax, [v for vals in series.values() for v in vals.values()])
     ax.set_ylabel("top-1 on unseen classes (%)")
     ax.set_title("ImageNet GZSL: 1K seen classes + split as search space")
     ax.legend(fontsize=7)
     return fig
+
+
+def honest_axis(ax, values: Sequence[float]) -> None:
+    """A percent axis from 0: to 100 when values reach past 50, else to the data's range (at least 1).
+
+    Matplotlib's autoscale around all-zero bars draws an empty frame with a −0.04…0.04 axis; a zero
+    result is a result, so the axis starts at 0 and the plot says so in words.
+    """
+    top = max(values, default=0.0)
+    ax.set_ylim(0, 100 if top > 50 else max(1.0, top * 1.2))
+    if top == 0:
+        ax.text(0.5, 0.5, "every value is 0.0 %", transform=ax.transAxes, ha="center", va="center", color="#a00")
 
 
 def suh_per_benchmark(agg: Sequence[dict]) -> Figure | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "ClassTable": "score",
     "EvalRequest": "inputs",
     "ScoreInputs": "imagenet",
     "ScoreSettings": "imagenet",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "split_manifest_hashes": "imagenet",
 }
 __all__ = [
+    "ClassTable",
     "EvalRequest",
     "ScoreInputs",
     "ScoreSettings",
@@ -56,3 +58,4 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     )
     from zsl_scale.scoring.inputs import EvalRequest, check_split_names, from_paths
     from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
+    from zsl_scale.scoring.score import ClassTable

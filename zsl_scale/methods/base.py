@@ -1,0 +1,121 @@
+"""What every method consumes and produces: training data in, a query map and a class table out.
+
+A method trains on seen-class image features (plus, in GFSL, the few unseen shots) and the class
+embeddings, and returns a :class:`Fitted`: ``embed`` maps image features to query vectors and ``weights``
+gives the rows of a class table (weights and bias, or prototypes) for any set of classes it can score.
+The one scorer then ranks ``embed(x) · Wᵀ + b`` — on a small benchmark (:func:`scores`) or as a
+:class:`zsl_scale.scoring.ClassTable` on ImageNet splits (:func:`class_table`). Keeping every method to
+this shape is what makes their numbers comparable: same features, same search space, same tie rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from zsl_scale.core import DataError
+from zsl_scale.scoring import ClassTable
+
+Hyper = dict[str, Any]
+
+
+@dataclass
+class TrainData:
+    """A phase's training set on the device.
+
+    Attributes:
+        x: ``[n, d]`` scaled image features of the training images (seen classes, plus GFSL shots).
+        y: ``[n]`` benchmark class indices of ``x``.
+        emb: ``[C, E]`` class embeddings of **all** classes (rows indexed by class index).
+        unseen: class indices without training images whose embeddings a generative method may use to
+            synthesise features (the phase's unseen classes; never their images).
+    """
+
+    x: Tensor
+    y: Tensor
+    emb: Tensor
+    unseen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def seen(self) -> np.ndarray:
+        """Sorted class indices with training images."""
+        return np.unique(self.y.cpu().numpy())
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+
+@dataclass
+class Fitted:
+    """A trained method as the scorer consumes it: ``logits = embed(x) · weightᵀ + bias``.
+
+    ``weights(classes)`` returns ``(weight [len(classes), D], bias [len(classes)] or None)`` for class
+    indices; rows follow ``classes`` (the tie-break order). A method that can only score the classes it
+    was trained for (a softmax) raises :class:`DataError` for others.
+    """
+
+    embed: Callable[[Tensor], Tensor]
+    weights: Callable[[np.ndarray], tuple[Tensor, Tensor | None]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+OnEpoch = Callable[[int, Fitted], None]
+
+
+@torch.no_grad()
+def scores(fitted: Fitted, x: Tensor, classes: np.ndarray, batch_size: int = 8192) -> Tensor:
+    """Logits ``[n, len(classes)]`` of ``x`` over ``classes`` (in that column order)."""
+    w, b = fitted.weights(np.asarray(classes))
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        logits = fitted.embed(x[i : i + batch_size]) @ w.T
+        out.append(logits if b is None else logits + b)
+    return torch.cat(out) if out else x.new_zeros((0, len(classes)))
+
+
+@torch.no_grad()
+def predict(fitted: Fitted, x: Tensor, classes: np.ndarray) -> np.ndarray:
+    """Predicted class index of each row of ``x`` among ``classes`` (ties → the first listed, argmax rule)."""
+    classes = np.asarray(classes)
+    return classes[scores(fitted, x, classes).argmax(dim=1).cpu().numpy()]
+
+
+def class_table(fitted: Fitted, classes: np.ndarray, class_ids: Sequence[str]) -> ClassTable:
+    """The class table of ``classes`` (named ``class_ids``) for the one chunked scorer (ImageNet splits)."""
+    if len(class_ids) != len(classes):
+        raise DataError(f"{len(classes)} classes but {len(class_ids)} class ids")
+    w, b = fitted.weights(np.asarray(classes))
+    bias = None if b is None else b.detach().cpu().numpy()
+    return ClassTable(tuple(class_ids), w.detach().cpu().numpy(), bias)
+
+
+@torch.no_grad()
+def queries(fitted: Fitted, x: Tensor, batch_size: int = 8192) -> np.ndarray:
+    """``embed(x)`` as float32 numpy: the query vectors the chunked scorer ranks against :func:`class_table`."""
+    out = [fitted.embed(x[i : i + batch_size]).float().cpu().numpy() for i in range(0, x.shape[0], batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def normalize_rows(t: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm (zero rows stay zero)."""
+    return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def one_of(classes: np.ndarray, known: np.ndarray, method: str) -> np.ndarray:
+    """Positions of ``classes`` in ``known``; a class the method was not trained for is a DataError."""
+    pos = {int(c): i for i, c in enumerate(known)}
+    missing = [int(c) for c in classes if int(c) not in pos]
+    if missing:
+        raise DataError(f"{method} was trained for a fixed label space and cannot score class {missing[0]}")
+    return np.array([pos[int(c)] for c in classes], dtype=np.int64)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator: the same draws on CPU and CUDA runs (draw on CPU, then move)."""
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,182 @@
+"""The small-benchmark protocol for every registered method: the same phases, selection and metrics as CADA-VAE.
+
+For each validation fold (:func:`zsl_scale.protocol.phases.make_phase`, the same clean rows and class
+folds CADA-VAE uses) a method trains on the fold's training images and every point of its grid is scored
+after every epoch on held-out seen images and the fold's unseen classes. The grid point and epoch with
+the best fold-averaged H (ZSL: unseen accuracy) are kept; the method then retrains on ``trainval`` and is
+scored once on ``test_seen``/``test_unseen``. Features are min-max scaled with statistics of each phase's
+training images only, exactly as for CADA-VAE, so all methods see the same inputs.
+
+GZSL ranks seen ∪ unseen classes; ZSL ranks the unseen classes only, with the same trained model (a
+softmax method's ZSL classifier is its GZSL classifier restricted to the unseen rows).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zsl_scale.core import RunConfig, atomic_write_text, capture, dump_config, resolve_device, sha256_json
+from zsl_scale.datasets import Benchmark, resolve_benchmark
+from zsl_scale.method import FeatureScaler
+from zsl_scale.methods import Fitted, MethodSpec, TrainData, predict, scores
+from zsl_scale.protocol.phases import Phase, make_phase, setting_name
+from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.scoring import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class PhaseData:
+    """A phase's training data for a method and its scaled evaluation tensors."""
+
+    train: TrainData
+    x_seen: torch.Tensor
+    y_seen: np.ndarray
+    x_unseen: torch.Tensor
+    y_unseen: np.ndarray
+    seen: np.ndarray
+    unseen: np.ndarray
+
+
+def phase_data(bench: Benchmark, phase: Phase, device: torch.device) -> PhaseData:
+    """Scale features with the phase's training statistics; GFSL shots join the training images."""
+    feats = torch.as_tensor(bench.features, dtype=torch.float32)
+    scaler = FeatureScaler.fit(feats[torch.as_tensor(phase.train_rows)])
+    rows = np.concatenate([phase.train_rows, phase.shot_rows]).astype(np.int64)
+
+    def take(r: np.ndarray) -> torch.Tensor:
+        return scaler(feats[torch.as_tensor(r, dtype=torch.long)]).to(device)
+
+    emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
+    y = torch.as_tensor(bench.labels[rows], dtype=torch.long, device=device)
+    train = TrainData(take(rows), y, emb, unseen=phase.unseen_classes)
+    return PhaseData(train, take(phase.eval_seen_rows), bench.labels[phase.eval_seen_rows],
+                     take(phase.eval_unseen_rows), bench.labels[phase.eval_unseen_rows],
+                     phase.seen_classes, phase.unseen_classes)
+
+
+def score_phase(fitted: Fitted, data: PhaseData) -> dict[str, float]:
+    """S, U, H over seen ∪ unseen and ZSL over unseen only (fractions), per-class mean top-1.
+
+    ZSL takes the arg-max over the unseen columns of the same logits, so each image is scored once.
+    """
+    space = np.union1d(data.seen, data.unseen)
+    s = mean_per_class_accuracy(data.y_seen, predict(fitted, data.x_seen, space))
+    logits_u = scores(fitted, data.x_unseen, space)
+    u = mean_per_class_accuracy(data.y_unseen, space[logits_u.argmax(dim=1).cpu().numpy()])
+    cols = torch.as_tensor(np.searchsorted(space, data.unseen), device=logits_u.device)
+    zsl = mean_per_class_accuracy(data.y_unseen, data.unseen[logits_u[:, cols].argmax(dim=1).cpu().numpy()])
+    return {"S": s, "U": u, "H": harmonic_mean(s, u), "zsl": zsl}
+
+
+def _curves(spec: MethodSpec, data: PhaseData, seed: int) -> list[list[dict[str, float]]]:
+    """Per grid point, the validation scores after every epoch (one entry for closed-form methods)."""
+    assert spec.make is not None
+    trainer = spec.make(data.train, seed)
+    out = []
+    for hp in spec.points():
+        curve: list[dict[str, float]] = []
+        fitted = trainer.fit(hp, on_epoch=lambda _e, f, curve=curve: curve.append(score_phase(f, data)))
+        out.append(curve or [score_phase(fitted, data)])
+    return out
+
+
+def _best(spec: MethodSpec, mean: list[list[dict[str, float]]], key: str) -> dict[str, Any]:
+    """The (grid point, epoch) with the best fold-averaged ``key``; the first one on ties."""
+    flat = [(i, e, c[key]) for i, curve in enumerate(mean) for e, c in enumerate(curve)]
+    i, e, val = max(flat, key=lambda t: (t[2], -t[0], -t[1]))
+    hp = dict(spec.points()[i])
+    if "epochs" in hp:
+        hp["epochs"] = e + 1
+    return {"hyper": hp, f"val_{key}": val}
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+           log: Log = print) -> dict[str, Any]:
+    """Hyper-parameters for GZSL (best validation H) and ZSL (best validation unseen accuracy)."""
+    folds = []
+    for fold in range(cfg.eval.val_folds):
+        folds.append(_curves(spec, phase_data(bench, make_phase(bench, "val", cfg, shots, cfg.seed, fold), device),
+                             cfg.seed))
+    mean = [[{k: float(np.mean([f[i][e][k] for f in folds])) for k in folds[0][i][e]}
+             for e in range(len(folds[0][i]))] for i in range(len(folds[0]))]
+    gzsl, zsl = _best(spec, mean, "H"), _best(spec, mean, "zsl")
+    log(f"[{spec.display} {setting_name(shots)}] chose {gzsl['hyper']} for GZSL (val H {100 * gzsl['val_H']:.1f}), "
+        f"{zsl['hyper']} for ZSL (val ZSL {100 * zsl['val_zsl']:.1f})")
+    return {"source": "validation", "protocol": cfg.eval.validation, "val_folds": cfg.eval.val_folds,
+            "gzsl": gzsl, "zsl": zsl, "grid": spec.grid}
+
+
+def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+                    log: Log = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
+    assert spec.make is not None
+    with _threads(spec.threads):
+        return _evaluate(spec, bench, cfg, shots, device, log)
+
+
+def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+              log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    assert spec.make is not None
+    sel = select(spec, bench, cfg, shots, device, log)
+    data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device)
+    trainer = spec.make(data.train, cfg.seed)
+    fitted = trainer.fit(sel["gzsl"]["hyper"])
+    test = score_phase(fitted, data)
+    if sel["zsl"]["hyper"] != sel["gzsl"]["hyper"]:
+        test["zsl"] = score_phase(trainer.fit(sel["zsl"]["hyper"]), data)["zsl"]
+    space = np.union1d(data.seen, data.unseen)
+    per_class = {**per_class_accuracy(data.y_seen, predict(fitted, data.x_seen, space)),
+                 **per_class_accuracy(data.y_unseen, predict(fitted, data.x_unseen, space))}
+    metrics = {k: 100 * v for k, v in test.items()}
+    metrics["per_class"] = {bench.class_names[int(c)]: 100 * v for c, v in per_class.items()}
+    return metrics, sel
+
+
+def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
+               bench: Benchmark | None = None) -> list[ResultRecord]:
+    """Evaluate ``spec`` for every shot count of ``cfg.eval.shots``; one results file per setting."""
+    out, device = Path(out_dir), resolve_device(cfg.device)
+    bench = bench or resolve_benchmark(cfg.benchmark)
+    atomic_write_text(out / f"config_{spec.name}.yaml", dump_config(cfg))
+    records = []
+    for shots in dict.fromkeys(cfg.eval.shots):
+        t0, c0 = time.perf_counter(), time.process_time()
+        m, sel = evaluate_method(spec, bench, cfg, shots, device, log)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        config = {**cfg.model_dump(mode="json"), "method": {"name": spec.name, "grid": spec.grid}}
+        rec = ResultRecord(
+            dataset=bench.name, split="xlsa17", method=spec.display, seed=cfg.seed, setting=setting_name(shots),
+            selection="validation", selection_source=f"validation ({cfg.eval.val_folds} class fold(s), grid search)",
+            metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
+            config=config, manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info)},
+            seeds={"method": cfg.seed, "phases": cfg.seed}, provenance=capture(device),
+            extra={"shots": shots, "selection": sel, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                   "method": spec.name,
+                   "kind": spec.kind, "reference": spec.reference})
+        path = write_result(rec, out / "results")
+        log(f"[{spec.display} {rec.setting}] S {m['S']:.1f}  U {m['U']:.1f}  H {m['H']:.1f}  ZSL {m['zsl']:.1f}  "
+            f"({seconds:.1f} s wall, {cpu:.1f} s CPU) → {path}")
+        records.append(rec)
+    return records
