@@ -11,8 +11,9 @@ from zsl_scale.results import Metrics, ResultRecord, write_result
 
 
 def _rec(method: str, dataset: str, split: str, source: str, **m) -> ResultRecord:
+    selection = "validation" if source.startswith("validation") else "fixed"
     return ResultRecord(dataset=dataset, split=split, method=method, seed=0, metrics=Metrics(**m), config={},
-                        extra={"selection": {"source": source}})
+                        selection=selection, selection_source=source, extra={"selection": {"source": source}})
 
 
 def test_methods_side_by_side_best_marked_and_labelled(tmp_path: Path) -> None:
@@ -30,10 +31,20 @@ def test_methods_side_by_side_best_marked_and_labelled(tmp_path: Path) -> None:
     assert 'class="sortable"' in page and "<td class=best>30.0</td>" in page and "addEventListener" in page
 
 
-def test_selection_label_reads_the_protocols_source() -> None:
-    assert selection_label(_rec("m", "flo", "x", "validation of runs/a (seed 0)", H=1.0)) == "validation"
-    assert selection_label(_rec("m", "flo", "x", "fixed by config", H=1.0)) == "fixed"
-    assert selection_label(_rec("m", "flo", "x", "test-oracle (authors' code)", H=1.0)) == "test-oracle"
+def test_schema_1_0_files_get_their_selection_from_the_recorded_source(tmp_path: Path) -> None:
+    """Files written before ``selection`` existed are read, labelled from the epochs' source they recorded."""
+    import json
+
+    from zsl_scale.results import read_result
+
+    cases = (("validation of runs/a (seed 0)", "validation"), ("fixed by config", "fixed"), ("", "fixed"))
+    for source, expected in cases:
+        doc = _rec("m", "flo", "x", "validation", H=1.0).model_dump(mode="json")
+        doc.update(schema_version="1.0", extra={"selection": {"source": source}} if source else {})
+        doc.pop("selection"), doc.pop("selection_source")
+        (tmp_path / "old.json").write_text(json.dumps(doc))
+        rec = read_result(tmp_path / "old.json")
+        assert selection_label(rec) == expected and rec.selection_source == (source or "not recorded (schema 1.0 file)")
 
 
 def test_all_zero_plot_has_a_zero_based_axis_and_says_so() -> None:
