@@ -12,6 +12,7 @@ _EXPORTS = {
     "run_benchmark": "runs",
     "save_trained": "evaluate",
     "train_phase": "evaluate",
+    "validate": "evaluate",
 }
 __all__ = [
     "make_phase",
@@ -19,10 +20,11 @@ __all__ = [
     "run_benchmark",
     "save_trained",
     "train_phase",
+    "validate",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.protocol.evaluate import save_trained, train_phase
+    from zsl_scale.protocol.evaluate import save_trained, train_phase, validate
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark
