@@ -133,17 +133,22 @@ def run_bench_embeddings(ctx: StageContext) -> list[Path]:
 
 
 def load_job_benchmark(ctx: StageContext, features_stage: str = "features"):
-    """The job's benchmark as a :class:`zsl_scale.datasets.Benchmark`: features from the features stage's
-    shards (this job's own extraction), split and embeddings from the earlier stages. Rows are the kept
+    """The job's benchmark (see :func:`job_benchmark`) from the earlier stages of ``ctx``."""
+    return job_benchmark(Path(ctx.upstream_of_kind("splits")["out_dir"]), ctx.path(f"@{features_stage}/shards"),
+                         Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
+
+
+def job_benchmark(splits_dir: Path, shards: Path, embeddings: Path):
+    """A benchmark job's data as a :class:`zsl_scale.datasets.Benchmark`: features from the job's own
+    extraction (``shards``), split and embeddings from its splits / embeddings stages. Rows are the kept
     images in xlsa17 row order, so the reference protocol sees exactly what the scale stages see."""
     import pyarrow.parquet as pq
 
     from zsl_scale.datasets import Benchmark
     from zsl_scale.distributed import load_class_table
 
-    classes = bench_classes(ctx)
-    rows = pq.read_table(Path(ctx.upstream_of_kind("splits")["out_dir"]) / "rows.parquet").to_pydict()
-    shards = ctx.path(f"@{features_stage}/shards")
+    classes = json.loads((splits_dir / "classes.json").read_text())
+    rows = pq.read_table(splits_dir / "rows.parquet").to_pydict()
     feats: dict[str, np.ndarray] = {}
     for f in sorted(shards.glob("*.parquet")):
         t = pq.read_table(f, columns=["image_id", "feature"])
@@ -153,10 +158,10 @@ def load_job_benchmark(ctx: StageContext, features_stage: str = "features"):
     if missing:
         raise DataError(f"{shards}: no features for {len(missing)} listed images (first {missing[0]}); "
                         "the features stage skipped them (see its manifest)")
-    emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
+    emb = load_class_table(embeddings)
     pos = {i: n for n, i in enumerate(rows["image_id"])}
     label_of = {w: n for n, w in enumerate(emb.wnids)}
-    split_ids = bench_split_ids(ctx)
+    split_ids = json.loads((splits_dir / "splits.json").read_text())
     return Benchmark(
         name=classes["benchmark"], features=np.stack([feats[i] for i in rows["image_id"]]),
         labels=np.array([label_of[w] for w in rows["wnid"]], np.int64), class_names=list(emb.wnids),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError, atomic_write_json
+from zsl_scale.core import ConfigError
 from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of
 from zsl_scale.jobs.registry import StageContext
 
@@ -101,13 +101,13 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     run_cfg = run_config_of(ctx)
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
     vae_path = Path(ctx.upstream_of_kind("train")["out_dir"]) / "vae.pt"
-    classes, ids = bench_classes(ctx), bench_split_ids(ctx)
+    classes = bench_classes(ctx)
     seed, dev = run_cfg.seed, resolve_device(cfg.get("device", "auto"))
     src = ctx.path(f"@{cfg.get('features', 'features')}/shards")
-    test_feats = filter_features(src, ctx.out_dir / "test_features", set(ids["test_seen"]) | set(ids["test_unseen"]))
     opts = LatentOptions(seed=seed, device=cfg.get("device", "auto"), workers=cfg.get("workers"),
                          encode_batch=int(cfg.get("encode_batch", 4096)))
-    generate_latents(vae_path, ctx.out_dir / "test", opts, features=test_feats)
+    # μ of every image (one cheap encoder pass); the score stage keeps the test_seen / test_unseen rows
+    generate_latents(vae_path, ctx.out_dir / "test", opts, features=src)
     vae, _ = load_model(vae_path, dev)
     saved = torch.load(vae_path, map_location="cpu", weights_only=False)["extra"]
     scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
@@ -126,17 +126,31 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     return outputs
 
 
-def _score(classifier: Path, latents: list[Path], device: str) -> Any:
+def test_batches(latents: list[Path], class_ids: list[str], image_ids: set[str]) -> Any:
+    """``(μ [n, L], label rows)`` of the test images among the latent shards (one shard in memory at a time);
+    images of classes outside the search space (ZSL: the seen classes) are dropped."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    pos = {c: n for n, c in enumerate(class_ids)}
+    for path in latents:
+        t = pq.read_table(path, columns=["image_id", "wnid", "latent"]).to_pydict()
+        keep = [n for n, (i, w) in enumerate(zip(t["image_id"], t["wnid"], strict=True)) if i in image_ids and w in pos]
+        if keep:
+            yield (np.asarray([t["latent"][n] for n in keep], np.float32),
+                   np.asarray([pos[t["wnid"][n]] for n in keep], np.int64))
+
+
+def _score(classifier: Path, latents: list[Path], image_ids: set[str], device: str) -> Any:
     import torch
 
-    from zsl_scale.scoring import Scorer, iter_parquet_batches, linear_table, score_stream
+    from zsl_scale.scoring import Scorer, linear_table, score_stream
 
     saved = torch.load(classifier, map_location="cpu", weights_only=False)
     table = linear_table(saved["wnids"], saved["weight"].numpy(), saved["bias"].numpy())
     scorer = Scorer(table, k=1, device=device)
     try:
-        batches = iter_parquet_batches(latents, table.class_ids, skip_outside=True)
-        return table, score_stream(scorer, batches), saved
+        return table, score_stream(scorer, test_batches(latents, list(table.class_ids), image_ids))
     finally:
         scorer.close()
 
@@ -155,9 +169,11 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
     files = sorted((lat / "test").glob("*.parquet"))
     device = cfg.get("device", "auto")
-    table, acc, _ = _score(lat / "classifier.pt", files, device)
+    ids = bench_split_ids(ctx)
+    test_ids = set(ids["test_seen"]) | set(ids["test_unseen"])
+    table, acc = _score(lat / "classifier.pt", files, test_ids, device)
     gz = gzsl_metrics(acc, table, classes["seen"], classes["unseen"])
-    ztable, zacc, _ = _score(lat / "classifier_zsl.pt", files, device)
+    ztable, zacc = _score(lat / "classifier_zsl.pt", files, test_ids, device)
     zsl = gzsl_metrics(zacc, ztable, [], classes["unseen"])["U"]
     config = run_cfg.model_dump(mode="json")
     chain = {name: {"kind": rec["kind"], "hash": rec["hash"]} for name, rec in ctx.upstream.items()}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "evaluate_settings": "evaluate",
     "make_phase": "phases",
     "render_report": "runs",
     "run_benchmark": "runs",
@@ -15,6 +16,7 @@ _EXPORTS = {
     "validate": "evaluate",
 }
 __all__ = [
+    "evaluate_settings",
     "make_phase",
     "render_report",
     "run_benchmark",
@@ -25,6 +27,6 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.protocol.evaluate import save_trained, train_phase, validate
+    from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark
