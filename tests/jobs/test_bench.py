@@ -18,7 +18,7 @@ SHORT = [  # the paper's config on a shortened schedule (warm-ups scaled to 60 e
     "train.epochs=60", "train.lr=0.001", "train.batch_size=31",
     "train.beta={start: 0, end: 56, factor: 0.25}", "train.gamma={start: 13, end: 45, factor: 2.37}",
     "train.delta={start: 4, end: 13, factor: 8.13}",
-    "classifier.max_epochs=20", "classifier.seen_samples=50", "classifier.unseen_samples=100"]
+    "classifier.max_epochs=20", "classifier.seen_samples=50", "classifier.unseen_samples=100", "eval.val_folds=1"]
 
 
 def small_job(seed: int = 0) -> JobSpec:
@@ -75,12 +75,14 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
     scale → chunked scorer → leaderboard) on 180 real Flowers images, against the reference protocol
     (``zsl-scale evaluate``'s code) on the same images, settings, seed and chosen epochs.
 
-    Tolerance (docs/jobs.md, "flo"): the engines draw different random streams (VAE batch order and noise,
-    latent sampling, classifier order), so they agree in distribution, not bitwise. Over seeds 0-2 at this
-    size the two engines differ by at most MEASURED points in H and ZSL, while one engine's own seed-to-seed
-    spread is SPREAD; the test allows 30 points on H, U, S and ZSL — it catches a broken stage (wrong rows, a
-    mislabelled class, an unscaled feature: H and ZSL at chance) but not a 5-point bias, which only the
-    full-size 3-seed comparison can resolve.
+    Tolerances (docs/jobs.md, "flo"): the engines draw different random streams (VAE batch order and noise,
+    latent draws, classifier order), so they agree in distribution, not bitwise. At this size one engine's own
+    seed-to-seed spread is huge (reference, seeds 0-2: H 0-46.6, ZSL 63-80; one VAE, 4 latent/classifier seeds:
+    ZSL 40-68), so whole-pipeline numbers are only checked for a gross break: U of both engines ≥ 35
+    (measured 50-68; a mislabelled or unscaled stage gives ~0) and |ΔU| ≤ 25 (measured ≤ 13.3). The classifier
+    engine is checked tightly where randomness can be shared: on the *same* bank latents the scale
+    classifier and the reference's ``fit_linear_softmax`` agree within 10 points of ZSL accuracy (measured
+    ≤ 1.7 over 4 seeds), and the job's test latents are the VAE's μ of the features.
     """
     from zsl_scale.features import compare_with_mat, xlsa17_images
     from zsl_scale.jobs.bench_compare import compare
@@ -99,8 +101,49 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
     assert rec.selection == "validation" and rec.extra["selection"]["gzsl_epochs"] == sel["gzsl_epochs"]
     assert len(rec.metrics.per_class) == 9  # 6 seen + 3 unseen classes, each scored over the 9-class space
     both = compare(run)
-    for key in ("S", "U", "H", "zsl"):
-        assert abs(both["delta"][key]) <= 30.0, both
-    assert both["reference"]["zsl"] > 45 and both["scale"]["zsl"] > 45  # 3 unseen classes: chance 33.3
+    assert min(both["reference"]["U"], both["scale"]["U"]) >= 35 and abs(both["delta"]["U"]) <= 25, both
+    for seed in range(3):  # the classifier engines on the same latents
+        scale_acc, ref_acc = _zsl_both_classifiers(run, seed)
+        assert abs(scale_acc - ref_acc) <= 0.10, (seed, scale_acc, ref_acc)
     again = run_job(small_job(), REPO / "jobs", workdir=run, log=lambda s: None)
     assert [p.action for p in again.plans] == ["skip"] * 8
+
+
+def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:
+    """ZSL accuracy of the scale classifier and of the reference one, trained on the same bank latents from
+    the job's VAE and scored on the job's test latents (μ, which must equal the VAE's μ of the features)."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from zsl_scale.core import RunConfig
+    from zsl_scale.distributed import build_bank, load_class_table, open_features, train_classifier
+    from zsl_scale.method import fit_linear_softmax, load_model, scaler_from_extra
+
+    cfg = RunConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
+    sel = json.loads((run / "validation/selection.json").read_text())
+    vae, _ = load_model(run / "train/vae.pt")
+    extra = torch.load(run / "train/vae.pt", map_location="cpu", weights_only=False)["extra"]
+    scaler = scaler_from_extra(extra, "vae.pt")
+    unseen = json.loads((run / "splits/classes.json").read_text())["unseen"]
+    test_unseen = set(json.loads((run / "splits/splits.json").read_text())["test_unseen"])
+    lat = pq.read_table(next((run / "latents/test").glob("*.parquet"))).to_pydict()
+    feats = pq.read_table(next((run / "features/shards").glob("*.parquet"))).to_pydict()
+    keep = [n for n, i in enumerate(lat["image_id"]) if i in test_unseen]
+    z = torch.tensor(np.asarray(lat["latent"])[keep], dtype=torch.float32)
+    pos = {i: n for n, i in enumerate(feats["image_id"])}
+    x = torch.tensor(np.asarray(feats["feature"], np.float32)[[pos[lat["image_id"][n]] for n in keep]])
+    with torch.no_grad():  # another batch shape than the stage's whole-shard pass: equal up to float32 rounding
+        assert torch.allclose(vae.encode("image", scaler.transform_torch(x))[0], z, rtol=0, atol=1e-5)
+    y = np.array([unseen.index(lat["wnid"][n]) for n in keep])
+    emb = load_class_table(run / "embeddings/embeddings.parquet")
+    bank = build_bank(vae, open_features(extra["train_features"]), emb, [], unseen, cfg.classifier, scaler, seed=seed)
+    ours, _ = train_classifier(bank, cfg.classifier, sel["zsl_epochs"], seed=seed + 2)
+    zz, yy = bank.latents(torch.arange(bank.num_samples))
+    ref = fit_linear_softmax(zz, yy, len(unseen), cfg.classifier, sel["zsl_epochs"], seed=seed + 2)
+
+    def acc(layer: torch.nn.Module) -> float:
+        with torch.no_grad():
+            pred = layer(z).argmax(1).numpy()
+        return float(np.mean([np.mean(pred[y == c] == c) for c in range(len(unseen))]))
+
+    return acc(ours), acc(ref)
