@@ -6,7 +6,9 @@ Three input layouts, detected automatically:
   so that a stray non-image is reported as skipped rather than silently ignored);
 * per-synset tar files as ImageNet-21K ships them (``<root>/n01440764.tar``, or one ``.tar`` file):
   members are indexed once and later read *in place* by byte offset — 1.3 TB is never unpacked;
-* a list file with one ``path<TAB>wnid`` per line (relative paths are relative to the list file).
+* a list file with one ``path<TAB>wnid`` per line (relative paths are relative to the list file); a
+  path ``<file>.tar::<member>`` names a tar member, read in place like the per-synset tars (this is how
+  a benchmark's images are listed in its own row order and with its own labels, features.xlsa17).
 
 Every image gets the id ``<wnid>/<file stem>`` in all three layouts, so the same image keeps the same
 id whether it is read from a tar or from an unpacked tree.
@@ -118,6 +120,7 @@ def _list_file(list_path: Path) -> list[ImageRef]:
     """Parse ``path<TAB>wnid`` lines; ``#`` comments, blank lines and a ``path wnid`` header are skipped."""
     base = list_path.parent
     refs = []
+    tar_index: dict[Path, dict[str, tuple[int, int]]] = {}
     for lineno, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -128,11 +131,37 @@ def _list_file(list_path: Path) -> list[ImageRef]:
         path_s, wnid = parts[0].strip(), parts[1].strip()
         if lineno == 1 and (path_s.lower(), wnid.lower()) == ("path", "wnid"):
             continue
-        path = Path(path_s)
+        tar_s, sep, member = path_s.partition("::")
+        path = Path(tar_s)
         if not path.is_absolute():
             path = base / path
+        if sep:
+            refs.append(_tar_member_ref(path, member, wnid, tar_index, f"{list_path}:{lineno}"))
+            continue
         refs.append(ImageRef(wnid, f"{wnid}/{path.stem}", str(path)))
     return refs
+
+
+def _tar_member_ref(tar_path: Path, member: str, wnid: str, index: dict[Path, dict[str, tuple[int, int]]],
+                    where: str) -> ImageRef:
+    """The ref of one ``<tar>::<member>`` list entry; each tar's headers are indexed once per list."""
+    if tar_path not in index:
+        if not tar_path.is_file():
+            raise DataError(f"{where}: tar file not found: {tar_path}")
+        index[tar_path] = {r.path: (r.offset, r.size) for r in _member_refs(tar_path)}
+    if member not in index[tar_path]:
+        raise DataError(f"{where}: {tar_path} has no member {member!r}")
+    offset, size = index[tar_path][member]
+    return ImageRef(wnid, f"{wnid}/{PurePosixPath(member).stem}", str(tar_path), offset, size)
+
+
+def _member_refs(tar_path: Path) -> list[ImageRef]:
+    """Every file member of a tar as a ref whose ``path`` field is the member name (for indexing)."""
+    try:
+        with tarfile.open(tar_path, mode="r:") as tf:
+            return [ImageRef("", m.name, m.name, m.offset_data, m.size) for m in tf.getmembers() if m.isfile()]
+    except tarfile.ReadError as exc:
+        raise DataError(f"cannot read {tar_path} as an uncompressed tar ({exc}); unpack or re-tar it") from exc
 
 
 def _check_unique(refs: list[ImageRef]) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zsl_scale.core import ConfigError, yaml_error_line
 
-PIPELINE_ORDER = ("splits", "features", "embeddings", "train", "latents", "score", "leaderboard")
+PIPELINE_ORDER = ("splits", "features", "embeddings", "validation", "train", "latents", "score", "leaderboard")
 RECORD = "stage.json"
 PENDING = ".pending.json"
 JOB_SCHEMA = "1.0"

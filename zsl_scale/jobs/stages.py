@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
+from zsl_scale.jobs import bench, bench_eval
 from zsl_scale.jobs.registry import StageContext, register_stage
 
 
@@ -47,6 +48,8 @@ def run_splits(ctx: StageContext) -> list[Path]:
     held-out class lists."""
     from zsl_scale.imagenet import build_splits, imagenet_classes, load_split, read_wnid_list
 
+    if "benchmark" in ctx.config:  # a small benchmark's own split (jobs.bench)
+        return bench.run_bench_splits(ctx)
     cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet", "xian_source"})
     names = list(cfg.get("splits", ["2H"]))  # ours (2H, M500, …) or Xian et al.'s (xian2018/M500, …)
     root = ctx.out_dir / "splits"
@@ -93,6 +96,8 @@ def run_embeddings(ctx: StageContext) -> list[Path]:
     from zsl_scale.embeddings import embed_classes, load_class_embeddings, resolve_text_model
     from zsl_scale.imagenet import load_hierarchy
 
+    if bench.is_benchmark_job(ctx):  # the benchmark's own class embeddings (att)
+        return bench.run_bench_embeddings(ctx)
     cfg = _cfg(ctx, {"model", "model_id", "batch_size", "device", "cache", "wordnet"})
     classes = read_classes(ctx)
     wnids = sorted(set(classes["seen"]).union(*map(set, classes["splits"].values())))
@@ -133,6 +138,12 @@ def _arrow_strings(values: list[str]):
     return pa.array(values, pa.string())
 
 
+@register_stage("validation", builtin=True)
+def run_validation(ctx: StageContext) -> list[Path]:
+    """Choose the classifier epochs on validation with the reference protocol (small benchmarks, jobs.bench)."""
+    return bench.run_validation(ctx)
+
+
 @register_stage("train", builtin=True)
 def run_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
@@ -147,6 +158,8 @@ def run_train(ctx: StageContext) -> list[Path]:
         prepare_job,
     )
 
+    if bench.is_benchmark_job(ctx):
+        return bench_eval.run_bench_train(ctx)
     cfg = _cfg(ctx, {"features", "runner", "job"})
     runner = cfg.get("runner", "local")
     if runner not in ("local", "spawn", "ray"):
@@ -180,6 +193,8 @@ def run_latents(ctx: StageContext) -> list[Path]:
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.method import load_model, scaler_from_extra
 
+    if bench.is_benchmark_job(ctx):
+        return bench_eval.run_bench_latents(ctx)
     cfg = _cfg(ctx, {"test_features", "classifier", "epochs", "seed", "device", "workers", "encode_batch"})
     if "epochs" not in cfg:
         raise ConfigError(f"stage {ctx.spec.name!r} needs 'epochs' for the final classifier "
@@ -214,6 +229,8 @@ def run_score(ctx: StageContext) -> list[Path]:
     """
     from zsl_scale.scoring import ScoreSettings, job_inputs, score_splits
 
+    if bench.is_benchmark_job(ctx):
+        return bench_eval.run_bench_score(ctx)
     settings = ScoreSettings.from_config(dict(ctx.config), ctx.job.name, f"stage {ctx.spec.name!r}")
     splits_rec = ctx.upstream_of_kind("splits")
     lat_dir = Path(ctx.upstream_of_kind("latents")["out_dir"])

@@ -8,26 +8,30 @@ from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
     "evaluate_method": "methods",
+    "evaluate_settings": "evaluate",
     "make_phase": "phases",
     "render_report": "runs",
     "run_method": "methods",
     "run_benchmark": "runs",
     "save_trained": "evaluate",
     "train_phase": "evaluate",
+    "validate": "evaluate",
 }
 __all__ = [
     "evaluate_method",
+    "evaluate_settings",
     "make_phase",
     "render_report",
     "run_benchmark",
     "run_method",
     "save_trained",
     "train_phase",
+    "validate",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.protocol.evaluate import save_trained, train_phase
+    from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
     from zsl_scale.protocol.methods import evaluate_method, run_method
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark
