@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from zsl_scale.core import atomic_write_json, atomic_write_parquet
+from zsl_scale.core import atomic_path, atomic_write_json, atomic_write_parquet
 
 
 def _vectors(values: np.ndarray) -> pa.FixedSizeListArray:
@@ -54,16 +55,26 @@ def write_synthetic(
                       "complete": True, "synthetic": True}
     bounds = np.linspace(0, rows, shards + 1).astype(int)
     for i in range(shards):
-        lab = labels[bounds[i] : bounds[i + 1]]
-        x = np.maximum(protos[lab] + 0.5 * rng.normal(size=(len(lab), dim)).astype(np.float32), 0).astype(dtype)
-        table = pa.table({
-            "image_id": pa.array([f"img{j:09d}" for j in range(bounds[i], bounds[i + 1])]),
-            "wnid": pa.array([wnids[k] for k in lab]),
-            "feature": _vectors(x),
-        })
         name = f"part-{i:05d}.parquet"
-        atomic_write_parquet(feats_dir / name, table, row_group_size=row_group_rows)
-        manifest["shards"][name] = {"index": i, "rows": len(lab)}
+        # One row group at a time: memory is bounded by ``row_group_rows``, not by the shard (the noise is
+        # drawn in the same order either way, so the values do not depend on the slicing).
+        with atomic_path(feats_dir / name, suffix=".parquet") as tmp:
+            writer = None
+            for start in range(bounds[i], bounds[i + 1], row_group_rows):
+                stop = min(start + row_group_rows, bounds[i + 1])
+                lab = labels[start:stop]
+                noise = rng.normal(size=(len(lab), dim)).astype(np.float32)
+                x = np.maximum(protos[lab] + 0.5 * noise, 0).astype(dtype)
+                table = pa.table({
+                    "image_id": pa.array([f"img{j:09d}" for j in range(start, stop)]),
+                    "wnid": pa.array([wnids[k] for k in lab]),
+                    "feature": _vectors(x),
+                })
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table, row_group_size=row_group_rows)
+            if writer is not None:
+                writer.close()
+        manifest["shards"][name] = {"index": i, "rows": int(bounds[i + 1] - bounds[i])}
     atomic_write_json(feats_dir / "manifest.json", manifest)
     emb_path = out / "embeddings.parquet"
     atomic_write_parquet(emb_path, pa.table({"wnid": pa.array(wnids), "embedding": _vectors(emb)}))
