@@ -75,8 +75,10 @@ def evaluate(
                              splits=req.splits, top_k=_top_k(top_k), device=device, backend=backend,
                              batch_rows=batch_rows, calibrated_stacking=calibrated_stacking, seed=seed,
                              notes=notes)
-    from zsl_scale.core import output_lock
+    from zsl_scale.core import DataError, output_lock
 
+    if run is not None and not run.is_dir():  # before the lock: its default folder lives inside the run folder
+        raise DataError(f"run folder not found: {run}")
     dest = out or (run / "evaluate" if run else Path("runs") / "imagenet-eval")
     with output_lock(dest):  # checked before any split is scored
         written = evaluate_imagenet(req, settings, dest)
