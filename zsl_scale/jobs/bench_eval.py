@@ -18,6 +18,7 @@ from typing import Any
 from zsl_scale.core import ConfigError, load_torch_file
 from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of
 from zsl_scale.jobs.registry import StageContext
+from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
 
 
 def _keys(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
@@ -45,42 +46,15 @@ def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
 
 def run_bench_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on ``trainval`` with the distributed trainer (``runner``: ray, spawn or local)."""
-    from zsl_scale.distributed import (
-        DistJobConfig,
-        export_model,
-        fit_local,
-        fit_ray,
-        fit_spawn,
-        load_class_table,
-        open_features,
-        prepare_job,
-    )
-
     cfg = _keys(ctx, {"features", "runner", "scale"})
-    runner = cfg.get("runner", "ray")
-    if runner not in ("local", "spawn", "ray"):
-        raise ConfigError(f"stage {ctx.spec.name!r}: runner must be local, spawn or ray, got {runner!r}")
+    runner = check_runner(ctx, cfg.get("runner", "ray"))
     run_cfg = run_config_of(ctx)
     src = ctx.path(f"@{cfg.get('features', 'features')}/shards")
     feats = filter_features(src, ctx.out_dir / "train_features", set(bench_split_ids(ctx)["trainval"]))
     emb = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet"
-    job_cfg = DistJobConfig.model_validate({
-        "name": "vae", "seed": run_cfg.seed, "model": run_cfg.model.model_dump(), "train": run_cfg.train.model_dump(),
-        "classifier": run_cfg.classifier.model_dump(), "scale": cfg.get("scale", {}),
-        "data": {"features": str(feats), "embeddings": str(emb)}})
-    job_cfg.scale.storage_path = str(ctx.out_dir)
-    job = prepare_job(job_cfg, open_features(feats), load_class_table(emb))
-    if runner == "ray":
-        fit_ray(job)
-    elif runner == "spawn":
-        fit_spawn(job, job_cfg.scale.workers)
-    else:
-        from zsl_scale.core import resolve_device
-
-        fit_local(job, device=str(resolve_device(job_cfg.scale.device)))
-    export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
-        "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
-    return [ctx.out_dir / "vae.pt"]
+    job = {"seed": run_cfg.seed, "model": run_cfg.model.model_dump(), "train": run_cfg.train.model_dump(),
+           "classifier": run_cfg.classifier.model_dump(), "scale": cfg.get("scale", {})}
+    return fit_and_export(ctx, job, feats, emb, runner)
 
 
 def run_bench_latents(ctx: StageContext) -> list[Path]:

@@ -26,6 +26,7 @@ import numpy as np
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
 from zsl_scale.jobs import bench, bench_eval
 from zsl_scale.jobs.registry import StageContext, register_stage
+from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
 
 
 def _cfg(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
@@ -147,41 +148,14 @@ def run_validation(ctx: StageContext) -> list[Path]:
 @register_stage("train", builtin=True)
 def run_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
-    from zsl_scale.distributed import (
-        DistJobConfig,
-        export_model,
-        fit_local,
-        fit_ray,
-        fit_spawn,
-        load_class_table,
-        open_features,
-        prepare_job,
-    )
-
     if bench.is_benchmark_job(ctx):
         return bench_eval.run_bench_train(ctx)
     cfg = _cfg(ctx, {"features", "runner", "job"})
-    runner = cfg.get("runner", "local")
-    if runner not in ("local", "spawn", "ray"):
-        raise ConfigError(f"stage {ctx.spec.name!r}: runner must be local, spawn or ray, got {runner!r}")
+    runner = check_runner(ctx, cfg.get("runner", "local"))
     classes = read_classes(ctx)
     feats = _train_features(ctx, cfg.get("features", "features"), set(classes["train"]))
     emb = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet"
-    job_cfg = DistJobConfig.model_validate({**cfg.get("job", {}), "name": "vae",
-                                            "data": {"features": str(feats), "embeddings": str(emb)}})
-    job_cfg.scale.storage_path = str(ctx.out_dir)
-    job = prepare_job(job_cfg, open_features(feats), load_class_table(emb))
-    if runner == "ray":
-        fit_ray(job)
-    elif runner == "spawn":
-        fit_spawn(job, job_cfg.scale.workers)
-    else:
-        from zsl_scale.core import resolve_device
-
-        fit_local(job, device=str(resolve_device(job_cfg.scale.device)))
-    export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
-        "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
-    return [ctx.out_dir / "vae.pt"]
+    return fit_and_export(ctx, cfg.get("job", {}), feats, emb, runner)
 
 
 @register_stage("latents", builtin=True)

@@ -1,0 +1,59 @@
+"""The train stage's common part: the distributed trainer under the chosen runner, then ``vae.pt``.
+
+Shared by the ImageNet train stage (:mod:`zsl_scale.jobs.stages`) and the small-benchmark one
+(:mod:`zsl_scale.jobs.bench_eval`), which differ only in which features and settings they pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from zsl_scale.core import ConfigError
+from zsl_scale.jobs.registry import StageContext
+
+RUNNERS = ("local", "spawn", "ray")
+
+
+def check_runner(ctx: StageContext, runner: str) -> str:
+    """``runner`` if it is one of :data:`RUNNERS` (a one-line :class:`ConfigError` otherwise)."""
+    if runner not in RUNNERS:
+        raise ConfigError(f"stage {ctx.spec.name!r}: runner must be local, spawn or ray, got {runner!r}")
+    return runner
+
+
+def fit_and_export(ctx: StageContext, job: dict[str, Any], feats: Path, emb: Path, runner: str) -> list[Path]:
+    """Train a CADA-VAE on ``feats`` (class embeddings ``emb``) in ``<stage>/vae`` and export ``<stage>/vae.pt``.
+
+    Args:
+        ctx: the train stage's context (its folder holds the run and the exported model).
+        job: a :class:`zsl_scale.distributed.DistJobConfig` mapping without ``name`` and ``data``.
+        feats: the training feature shards.
+        emb: the class-embedding parquet file.
+        runner: ``local`` (one process), ``spawn`` (a local process group) or ``ray`` (Ray Train).
+    """
+    from zsl_scale.core import resolve_device
+    from zsl_scale.distributed import (
+        DistJobConfig,
+        export_model,
+        fit_local,
+        fit_ray,
+        fit_spawn,
+        load_class_table,
+        open_features,
+        prepare_job,
+    )
+
+    data = {"features": str(feats), "embeddings": str(emb)}
+    job_cfg = DistJobConfig.model_validate({**job, "name": "vae", "data": data})
+    job_cfg.scale.storage_path = str(ctx.out_dir)
+    prepared = prepare_job(job_cfg, open_features(feats), load_class_table(emb))
+    if check_runner(ctx, runner) == "ray":
+        fit_ray(prepared)
+    elif runner == "spawn":
+        fit_spawn(prepared, job_cfg.scale.workers)
+    else:
+        fit_local(prepared, device=str(resolve_device(job_cfg.scale.device)))
+    export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
+        "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
+    return [ctx.out_dir / "vae.pt"]
