@@ -10,7 +10,7 @@ from zsl_scale.core.config import load_config
 from zsl_scale.core.errors import DataError
 from zsl_scale.datasets.bundle import PACKAGED, Benchmark, load_bundle
 from zsl_scale.method.scaling import FeatureScaler
-from zsl_scale.protocol.evaluate import evaluate_setting, validate
+from zsl_scale.protocol.evaluate import evaluate_setting, evaluate_settings, validate
 from zsl_scale.protocol.phases import fold_classes, make_phase
 from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy
 
@@ -102,6 +102,26 @@ def test_same_seed_same_h_on_cpu() -> None:
     assert runs[0].selection["gzsl_epochs"] == runs[1].selection["gzsl_epochs"]
     other = evaluate_setting(bench, cfg.model_copy(update={"seed": 6}), 0, torch.device("cpu"), log=lambda m: None)
     assert other.metrics["per_class"] != runs[0].metrics["per_class"]
+
+
+def test_cached_vaes_give_the_same_numbers_and_are_keyed_by_their_inputs(tmp_path) -> None:
+    bench = separable_benchmark()
+    cfg = load_config(overrides=["train.epochs=3", "train.batch_size=8", "classifier.max_epochs=3",
+                                 "classifier.seen_samples=20", "classifier.unseen_samples=40", "seed=5"])
+    quiet, cpu = (lambda m: None), torch.device("cpu")
+    fresh = evaluate_settings(bench, cfg, cpu, log=quiet, cache=tmp_path)[0]
+    saved = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.pt"))
+    assert saved == ["test", "val"]  # the validation fold, then trainval
+    lines: list[str] = []
+    again = evaluate_settings(bench, cfg, cpu, log=lines.append, cache=tmp_path)[0]
+    assert sum("VAE loaded" in line for line in lines) == 2
+    assert again.metrics == fresh.metrics and again.selection == fresh.selection
+    # Another training setting is another key: it trains (and caches) its own VAEs.
+    other = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 2})})
+    lines.clear()
+    evaluate_settings(bench, other, cpu, log=lines.append, cache=tmp_path)
+    assert not any("VAE loaded" in line for line in lines)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
 
 
 def linear_map_baseline(bench: Benchmark) -> dict[str, float]:

@@ -18,6 +18,7 @@ class from the evaluation images into training: after the VAE is trained, their 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_scale.core import DataError, RunConfig, load_torch_file
+from zsl_scale.core import DataError, RunConfig, load_torch_file, sha256_json
 from zsl_scale.datasets import Benchmark
 from zsl_scale.method import (
     MIN_KEY,
@@ -87,8 +88,41 @@ class _Data:
 
 
 def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
-                log: Log = print, progress: Progress | None = None, label: str | None = None) -> TrainedPhase:
-    """Fit the min-max scaler and train the VAE on the phase's training images only."""
+                log: Log = print, progress: Progress | None = None, label: str | None = None,
+                cache: Path | None = None) -> TrainedPhase:
+    """Fit the min-max scaler and train the VAE on the phase's training images only.
+
+    With ``cache`` (a folder), a VAE trained earlier on exactly these inputs — benchmark files, training
+    rows, seed, training and model settings (:func:`phase_key`) — is loaded instead of retrained, and a
+    new one is saved there: an interrupted run resumes at the first untrained phase, and runs that share
+    a phase (another protocol variant, a study) train it once.
+    """
+    path = cache / f"{label or phase.name}-{phase_key(bench, phase, cfg, seed)[:16]}.pt" if cache else None
+    if path is not None and path.is_file():
+        log(f"[{label or phase.name}] VAE loaded from {path}")
+        return _load_phase(path, device)
+    trained = _train_phase(bench, phase, cfg, device, seed, log, progress, label)
+    if path is not None:
+        save_trained(path, trained, cfg, bench)  # atomic: a killed run never leaves half a checkpoint
+    return trained
+
+
+def phase_key(bench: Benchmark, phase: Phase, cfg: RunConfig, seed: int) -> str:
+    """Everything a phase's trained VAE depends on, hashed (the cache key of :func:`train_phase`)."""
+    return sha256_json({"benchmark": bench.name, "files": bench.info.get("files_sha256") or bench.info,
+                        "rows": hashlib.sha256(np.ascontiguousarray(phase.train_rows, np.int64)).hexdigest(),
+                        "seed": seed, "train": cfg.train.model_dump(mode="json"), "model": _model_kwargs(cfg)})
+
+
+def _load_phase(path: Path, device: torch.device) -> TrainedPhase:
+    model, _ = load_model(path, device)
+    extra = load_torch_file(path, "model checkpoint")["extra"]
+    return TrainedPhase(model, scaler_from_extra(extra, str(path)), extra.get("history", []),
+                        float(extra.get("seconds", 0.0)))
+
+
+def _train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+                 log: Log, progress: Progress | None, label: str | None) -> TrainedPhase:
     t0 = time.perf_counter()
     data = _Data(bench, None, device)
     data.scaler = FeatureScaler.fit(data.feats[torch.as_tensor(phase.train_rows)])
@@ -231,7 +265,7 @@ Selector = Callable[[str], dict[str, Any] | None]
 
 
 def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: torch.device, log: Log = print,
-             progress: Progress | None = None) -> dict[int, dict[str, Any]]:
+             progress: Progress | None = None, cache: Path | None = None) -> dict[int, dict[str, Any]]:
     """Choose GZSL and ZSL classifier epochs per shot count on the validation fold(s).
 
     Every fold trains its own VAE on its seen classes and scores each epoch of the classifiers on its
@@ -245,7 +279,7 @@ def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: to
     for fold in range(folds):
         name = "val" if folds == 1 else f"val{fold}"
         trained = train_phase(bench, make_phase(bench, "val", cfg, 0, seed, fold), cfg, device, seed, log, progress,
-                              label=name)
+                              label=name, cache=cache)
         seconds += trained.seconds
         for k in shots_list:
             val = classify_phase(bench, trained, make_phase(bench, "val", cfg, k, seed, fold), cfg, device, seed)
@@ -268,7 +302,7 @@ def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: to
 def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
                       progress: Progress | None = None, selector: Selector | None = None,
                       on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None,
-                      trained_test: TrainedPhase | None = None) -> list[SettingResult]:
+                      trained_test: TrainedPhase | None = None, cache: Path | None = None) -> list[SettingResult]:
     """Validation phase → chosen epochs → test phase, for every shot count in ``cfg.eval.shots``.
 
     The VAE never sees unseen-class images (GFSL shots join only the classifier's training set), so one VAE
@@ -276,7 +310,8 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
     (fixed), from ``selector(setting)`` (a previous validation, e.g. another seed's), or from this run's
     validation phase. ``on_selection`` receives this run's validation choices as soon as they exist
     (before the test phase), so that other seeds can start from them. ``trained_test`` is a trainval VAE
-    from :func:`load_trained` (``zsl-scale train``) to evaluate instead of training one.
+    from :func:`load_trained` (``zsl-scale train``) to evaluate instead of training one. ``cache``: see
+    :func:`train_phase`.
     """
     seed, shots_list = cfg.seed, list(dict.fromkeys(cfg.eval.shots))
     selections: dict[int, dict[str, Any]] = {}
@@ -290,12 +325,13 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
     if todo:
         log(f"validation phase: choosing classifier epochs for {[setting_name(k) for k in todo]}"
             f" over {cfg.eval.val_folds} class fold(s)")
-        selections.update(validate(bench, cfg, todo, device, log, progress))
+        selections.update(validate(bench, cfg, todo, device, log, progress, cache))
         if on_selection is not None:
             on_selection({setting_name(k): selections[k] for k in todo})
     log("test phase: retraining the VAE on trainval")
     if trained_test is None:
-        trained_test = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress)
+        trained_test = train_phase(bench, make_phase(bench, "test", cfg, 0, seed), cfg, device, seed, log, progress,
+                                   cache=cache)
     else:
         log("test phase: using the given trainval VAE checkpoint")
     trained = trained_test

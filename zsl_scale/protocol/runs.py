@@ -6,6 +6,8 @@ Output layout under ``runs/<name>/``::
     results/<…>.json            one results file per (dataset, split, method, setting, seed)
     vae_history_<setting>.csv   per-epoch loss terms and warm-up weights of the final VAE
     report.md                   S/U/H table and the protocol that produced it
+    vae/<phase>-<key>.pt        every phase's trained VAE: a re-run (after a kill, or with other
+                                classifier settings) loads it instead of retraining
 
 Every file is written atomically, and results only after their setting finished: an interrupted or
 failed run never leaves a half-written or misleading result behind.
@@ -62,7 +64,7 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: 
                                                    "protocol": cfg.eval.validation, "settings": picked})
 
     for res in evaluate_settings(bench, cfg, device, log=log, progress=progress, selector=selector,
-                                 on_selection=save_selection, trained_test=trained):
+                                 on_selection=save_selection, trained_test=trained, cache=out / "vae"):
         record = _record(cfg, bench, res, device)
         if model_path:
             record.extra["vae_checkpoint"] = {"path": str(model_path), "sha256": sha256_file(model_path)}
