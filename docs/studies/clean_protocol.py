@@ -14,7 +14,6 @@ trained VAE to ``<vae-cache>/vae/`` (where ``zsl-scale evaluate --out <vae-cache
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -38,8 +37,8 @@ def main() -> None:
     ap.add_argument("--vae-cache", type=Path, required=True,
                     help="a run folder: its vae/ holds the trained VAEs, for `zsl-scale evaluate --out` to reuse")
     args = ap.parse_args()
-    cfg = load_config(PACKAGE_DATA / "configs" / "paper.yaml", overrides=[f"seed={args.seed}", f"model.reparam={args.reparam}",
-                                          f"classifier.max_epochs={args.max_epochs}", "device=cpu"])
+    overrides = [f"seed={args.seed}", f"model.reparam={args.reparam}", f"classifier.max_epochs={args.max_epochs}"]
+    cfg = load_config(PACKAGE_DATA / "configs" / "paper.yaml", overrides=[*overrides, "device=cpu"])
     bench, device = resolve_benchmark(cfg.benchmark), torch.device("cpu")
     out = args.out / f"{args.reparam}-s{args.seed}"
     phases = [("val", f) for f in range(args.folds)] + [("test", 0)]
@@ -55,8 +54,8 @@ def main() -> None:
             phase = make_phase(bench, name, cfg, k, args.seed, fold)
             curves[str(k)] = classify_phase(bench, trained, phase, cfg, device, args.seed).curves
         atomic_write_json(path, {"phase": name, "fold": fold, "seed": args.seed, "reparam": args.reparam,
-                                 "n_seen": int(len(phase.seen_classes)), "n_unseen": int(len(phase.unseen_classes)),
-                                 "n_train_rows": int(len(phase.train_rows)),
+                                 "n_seen": len(phase.seen_classes), "n_unseen": len(phase.unseen_classes),
+                                 "n_train_rows": len(phase.train_rows),
                                  "seconds": round(time.perf_counter() - t0, 1), "curves": curves,
                                  "note": "test curves are a diagnosis only" if name == "test" else "validation"})
         print(f"{path}: {time.perf_counter() - t0:.0f} s", flush=True)
