@@ -170,8 +170,12 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     root = Path(__file__).resolve().parents[2]
     job = load_job(root / "jobs" / "imagenet-samples.yaml")
     out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in out.plans] == ["run"] * 7
+    assert [p.action for p in out.plans] == ["run"] * 8
     rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
+    for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE"):  # the baselines, same scorer, fixed hyper-parameters
+        base = read_result(tmp_path / f"run/methods/results/imagenet-samples__2H__{method}__gzsl__seed0.json")
+        assert base.selection == "fixed" and base.extra["search_space"] == rec.extra["search_space"]
+        assert base.extra["images"] == 1000 and base.metrics.S is not None
     classes = json.loads((tmp_path / "run/splits/classes.json").read_text())
     assert len(classes["heldout"]) == 100 and len(classes["train"]) == 900
     assert rec.extra["images"] == 1000 and rec.extra["search_space"] == 1000 + len(classes["splits"]["2H"])
@@ -184,7 +188,7 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
     again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in again.plans] == ["skip"] * 7
+    assert [p.action for p in again.plans] == ["skip"] * 8
 
 
 def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -1,7 +1,7 @@
 """Jobs: a YAML list of pipeline stages run in order, each skipped when its outputs are up to date.
 
 A job (``zsl-scale run JOB.yaml``) names stages of the kinds splits → features → embeddings → train →
-latents → score → leaderboard, in that order (a job may leave kinds out or use one kind twice).
+latents → score → methods → leaderboard, in that order (a job may leave kinds out or use one kind twice).
 Each stage gets its own folder ``<workdir>/<stage name>/`` and, when it finishes, a record
 ``stage.json`` with its **stage hash** = sha256 of (kind, config, the hashes of every earlier stage).
 Chaining the hashes means that a config change re-runs that stage and everything downstream, while an

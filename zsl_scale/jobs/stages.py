@@ -12,7 +12,8 @@ files that prove it finished (recorded with hashes in ``stage.json``). Contracts
 - **latents** → ``test/`` (μ of every test image, :mod:`zsl_scale.latents.generate`) and ``classifier.pt``
   (the final softmax over train ∪ unseen classes, fit on sampled latents).
 - **score** → ``results/`` (one results JSON per split, :mod:`zsl_scale.scoring.imagenet`).
-- **leaderboard** → ``board/`` (:mod:`zsl_scale.report.leaderboard`).
+- **methods** → ``results/`` (one results JSON per baseline and split, :mod:`zsl_scale.jobs.imagenet_methods`).
+- **leaderboard** → ``board/`` (:mod:`zsl_scale.report.leaderboard`), over every score and methods stage's results.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
-from zsl_scale.jobs import bench, bench_eval
+from zsl_scale.jobs import bench, bench_eval, imagenet_methods
 from zsl_scale.jobs.registry import StageContext, register_stage
 from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
 
@@ -217,13 +218,22 @@ def run_score(ctx: StageContext) -> list[Path]:
     return score_splits(inputs, settings, ctx.out_dir / "results")
 
 
+@register_stage("methods", builtin=True)
+def run_methods(ctx: StageContext) -> list[Path]:
+    """Train the configured baselines (fixed hyper-parameters) and score them with the score stage's scorer."""
+    if bench.is_benchmark_job(ctx):
+        raise ConfigError(f"stage {ctx.spec.name!r}: on a small benchmark run the methods with "
+                          "`zsl-scale evaluate BENCHMARK --method NAME` (validation selects their hyper-parameters)")
+    return imagenet_methods.run_methods(ctx)
+
+
 @register_stage("leaderboard", builtin=True)
 def run_leaderboard(ctx: StageContext) -> list[Path]:
-    """Leaderboard over this job's results (plus any extra ``results`` folders)."""
+    """Leaderboard over this job's results (score and methods stages, plus any extra ``results`` folders)."""
     from zsl_scale.report import build_leaderboard
 
     cfg = _cfg(ctx, {"results"})
-    dirs = [Path(rec["out_dir"]) / "results" for rec in ctx.upstream.values() if rec["kind"] == "score"]
+    dirs = [Path(rec["out_dir"]) / "results" for rec in ctx.upstream.values() if rec["kind"] in ("score", "methods")]
     dirs += [ctx.path(p) for p in cfg.get("results", [])]
     written = build_leaderboard(dirs, ctx.out_dir / "board")
     return [written["html"], written["csv"], written["markdown"]]

@@ -10,6 +10,7 @@ _EXPORTS = {
     "evaluate_method": "methods",
     "evaluate_settings": "evaluate",
     "make_phase": "phases",
+    "method_threads": "methods",
     "render_report": "runs",
     "run_method": "methods",
     "run_benchmark": "runs",
@@ -21,6 +22,7 @@ __all__ = [
     "evaluate_method",
     "evaluate_settings",
     "make_phase",
+    "method_threads",
     "render_report",
     "run_benchmark",
     "run_method",
@@ -32,6 +34,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
-    from zsl_scale.protocol.methods import evaluate_method, run_method
+    from zsl_scale.protocol.methods import evaluate_method, method_threads, run_method
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark

@@ -101,8 +101,11 @@ def _best(spec: MethodSpec, mean: list[list[dict[str, float]]], key: str) -> dic
 
 
 @contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count."""
+def method_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count.
+
+    A method's ``MethodSpec.threads`` (one for the SGD methods: see :mod:`zsl_scale.methods.registry`).
+    """
     before = torch.get_num_threads()
     if n is not None:
         torch.set_num_threads(n)
@@ -132,7 +135,7 @@ def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: i
                     log: Log = print) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
     assert spec.make is not None
-    with _threads(spec.threads):
+    with method_threads(spec.threads):
         return _evaluate(spec, bench, cfg, shots, device, log)
 
 

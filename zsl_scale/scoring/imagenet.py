@@ -1,8 +1,11 @@
 """Scoring ImageNet splits: test latents × the final classifier → one results JSON per split.
 
-One implementation, two entry points: the job's ``score`` stage (:func:`zsl_scale.jobs.stages.run_score`,
-inputs from the upstream stage records) and ``zsl-scale imagenet evaluate`` (:mod:`zsl_scale.jobs.imagenet_eval`, inputs
-from a job folder or explicit paths). Both build a :class:`ScoreInputs` and call :func:`score_splits`.
+One implementation, three entry points: the job's ``score`` stage (:func:`zsl_scale.jobs.stages.run_score`,
+inputs from the upstream stage records), ``zsl-scale imagenet evaluate`` (:mod:`zsl_scale.jobs.imagenet_eval`, inputs
+from a job folder or explicit paths) and the job's ``methods`` stage (:mod:`zsl_scale.jobs.imagenet_methods`: each
+baseline's class table, with image features mapped to its query vectors on the fly by ``query_map``). All build a
+:class:`ScoreInputs` and call :func:`score_splits`, so every method is ranked by the same chunked scorer over the
+same search spaces with the same per-class means.
 
 For each split the search space is the GZSL label space of DESIGN §1 (the seen classes, then the
 split's classes; :func:`zsl_scale.scoring.score.gzsl_search_space`). Images whose class is outside that space
@@ -15,9 +18,12 @@ WordNet group.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, sha256_file
 from zsl_scale.results import Metrics, ResultRecord, write_result
@@ -73,16 +79,26 @@ class ScoreInputs:
     on), ``heldout`` (seen classes held out as unseen) and ``splits`` (name → wnids), as the splits
     stage's ``classes.json``. ``manifests`` (name → sha256) and ``config`` go into every results file;
     ``split_manifests`` adds the split's own manifest hash.
+
+    The queries are the ``query_column`` vectors of ``query_shards``, passed through ``query_map`` when
+    one is given: CADA-VAE's μ latents are stored (``latent``, no map), while a baseline maps the image
+    features (``feature``) to its query space batch by batch, so nothing per method is written to disk.
+    ``selection_source`` (default: the classifier's epochs were set in the config) and ``extra`` go into
+    every results file.
     """
 
     classes: dict[str, Any]
     classifier: ClassTable  # over train ∪ unseen classes; rows in any order
     classifier_epochs: int | None
-    query_shards: list[Path]  # parquet with ``latent`` + ``wnid`` columns (μ of the test images)
+    query_shards: list[Path]  # parquet with ``query_column`` + ``wnid`` columns
     groups: dict[str, str]  # wnid → WordNet group
     config: dict[str, Any]
     manifests: dict[str, str] = field(default_factory=dict)
     split_manifests: dict[str, str] = field(default_factory=dict)
+    query_column: str = "latent"  # μ of the test images; ``feature`` for image features + ``query_map``
+    query_map: Callable[[np.ndarray], np.ndarray] | None = None  # [n, D_in] float32 → [n, classifier.dim]
+    selection_source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_classifier(path: Path) -> tuple[ClassTable, int | None]:
@@ -140,10 +156,7 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
                               f"{', '.join(sorted(classes['splits']))})")
         space = gzsl_search_space(classes["seen"], classes["splits"][name])
         spaces[name] = inputs.classifier.subset(space, what=f"search space of split {name}")
-    dim = query_dim(inputs.query_shards)
-    if dim != inputs.classifier.dim:
-        raise DataError(f"query latents in {inputs.query_shards[0].parent} are {dim}-d but the classifier "
-                        f"expects dimension {inputs.classifier.dim}")
+    _check_query_dim(inputs)
     method = settings.method + ("+CS" if gamma is not None else "")
     written = []
     for name, table in spaces.items():
@@ -152,7 +165,9 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
         scorer = Scorer(table, k=max(settings.top_k), device=settings.device, backend=settings.backend)
         try:
             batches = iter_parquet_batches(inputs.query_shards, table.class_ids, settings.batch_rows,
-                                           feature_column="latent", skip_outside=True)
+                                           feature_column=inputs.query_column, skip_outside=True)
+            if inputs.query_map is not None:
+                batches = ((inputs.query_map(q), rows) for q, rows in batches)
             acc = score_stream(scorer, batches, settings.top_k)
         finally:
             scorer.close()
@@ -164,16 +179,28 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
         record = ResultRecord(
             dataset=settings.dataset, split=name, method=method, seed=settings.seed,
             # the classifier's epochs (and any stacking γ) come from the job / command config, set in advance
-            selection="fixed", selection_source=f"classifier epochs ({inputs.classifier_epochs}) set in the config",
+            selection="fixed", selection_source=inputs.selection_source
+            or f"classifier epochs ({inputs.classifier_epochs}) set in the config",
             metrics=Metrics(**metrics), config=inputs.config, manifests=manifests,
             seeds={"score": settings.seed}, provenance=capture(scorer.device),
             extra={"search_space": len(table.class_ids), "images": int(acc.totals.sum()),
                    "seen_classes": len(classes["seen"]), "heldout_classes": len(classes["heldout"]),
                    "split_classes": len(classes["splits"][name]), "backend": settings.backend,
                    "calibrated_stacking_gamma": gamma, "classifier_epochs": inputs.classifier_epochs,
-                   "notes": settings.notes})
+                   "notes": settings.notes, **inputs.extra})
         written.append(write_result(record, results_dir))
     return written
+
+
+def _check_query_dim(inputs: ScoreInputs) -> None:
+    """Stored queries must be as wide as the class table; mapped ones are probed with one zero row."""
+    dim = query_dim(inputs.query_shards, inputs.query_column)
+    what = f"query {inputs.query_column}s in {inputs.query_shards[0].parent}"
+    if inputs.query_map is not None:
+        dim = int(inputs.query_map(np.zeros((1, dim), np.float32)).shape[1])
+        what = f"mapped {what}"
+    if dim != inputs.classifier.dim:
+        raise DataError(f"{what} are {dim}-d but the classifier expects dimension {inputs.classifier.dim}")
 
 
 def job_inputs(splits_dir: Path, lat_dir: Path, groups_path: Path, records: list[dict[str, Any]],

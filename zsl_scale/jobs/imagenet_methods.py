@@ -1,0 +1,199 @@
+"""The ``methods`` stage: the registry's baselines on the job's ImageNet data, scored like CADA-VAE.
+
+Each listed method (default the fast ones: ESZSL, DeViSE, SJE, ALE, ConSE; f-CLSWGAN may be listed too)
+trains on the features stage's shards of the **train** classes (held-out classes removed) and the
+embeddings stage's class embeddings, with hyper-parameters **fixed in the job config**: there is no
+validation split at the sample job's size, so every results file says ``selection: fixed`` and its
+``selection_source`` names the values and where they came from. Features are min-max scaled with the
+training images' statistics, as for the VAE.
+
+Scoring is the score stage's own :func:`zsl_scale.scoring.score_splits`: the method's class table over
+train ∪ every unseen class (:func:`zsl_scale.methods.class_table`), subset per split to its GZSL search
+space, and the test images' features mapped to the method's query vectors batch by batch
+(:func:`zsl_scale.methods.queries`). Same chunked kernel, same top-1/top-k, same per-class means, one
+results JSON per (method, split) in ``<stage>/results`` beside CADA-VAE's in ``score/results``.
+
+Resume: after a method's results are all written, ``done/<method>.json`` lists them; an interrupted stage
+re-run with the same config (the runner's *resume*) skips the methods already done.
+
+Memory: the training features are held in memory (900 × 1,280 on the sample job). The full 1K training
+set (1.28M images) would need a per-class cap, which this stage does not have yet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl_scale.core import ConfigError, DataError, atomic_write_json
+from zsl_scale.jobs.registry import StageContext
+
+ALLOWED = {"methods", "source", "features", "test_features", "dataset", "splits", "top_k", "device",
+           "batch_rows", "seed", "notes"}
+OPTIONAL_HYPER = {"cls_lr", "gan_lr"}  # read with a default by f-CLSWGAN's trainer, so not part of its grid
+
+
+def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
+    """``methods`` as name → fixed hyper-parameters, every key of the method's grid present.
+
+    Raises:
+        ConfigError: an unknown key or method, ``cada`` (it has its own stages), a missing or unknown
+            hyper-parameter, or a list value (a grid: there is no validation split to search it on).
+    """
+    from zsl_scale.methods import get_method
+
+    where = f"stage {ctx.spec.name!r}"
+    unknown = sorted(set(ctx.config) - ALLOWED)
+    if unknown:
+        raise ConfigError(f"{where}: unknown config key {unknown[0]!r}; known: {', '.join(sorted(ALLOWED))}")
+    methods = ctx.config.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        raise ConfigError(f"{where} needs 'methods': a mapping of method name → fixed hyper-parameters, "
+                          "e.g. {eszsl: {gamma: 100, lam: 0.001}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, hyper in methods.items():
+        spec = get_method(str(name))
+        if spec.make is None:
+            raise ConfigError(f"{where}: {spec.display} runs through the train / latents / score stages, "
+                              "not the methods stage")
+        hyper = dict(hyper or {})
+        missing = [k for k in spec.grid if k not in hyper]
+        extra = sorted(set(hyper) - set(spec.grid) - OPTIONAL_HYPER)
+        if missing or extra:
+            bad = f"needs {missing[0]!r}" if missing else f"has unknown hyper-parameter {extra[0]!r}"
+            raise ConfigError(f"{where}: method {spec.name} {bad} (fixed values for: {', '.join(spec.grid)})")
+        lists = [k for k, v in hyper.items() if isinstance(v, list | tuple)]
+        if lists:
+            raise ConfigError(f"{where}: method {spec.name}: {lists[0]!r} must be one value, not a grid "
+                              "(no validation split to choose on; fix it in advance)")
+        out[spec.name] = hyper
+    return out
+
+
+def load_training(feature_dir: Path, train: list[str], label_space: list[str],
+                  batch_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features (float32 ``[n, D]``) and label-space indices of every image of a ``train`` class."""
+    from zsl_scale.distributed import open_features
+    from zsl_scale.scoring import iter_parquet_batches
+
+    source = open_features(feature_dir, scan_classes=False)
+    pos = {w: i for i, w in enumerate(label_space)}
+    to_space = np.array([pos[w] for w in train], np.int64)
+    xs, ys = [], []
+    for feats, rows in iter_parquet_batches(source.files, train, batch_rows, skip_outside=True):
+        xs.append(feats.copy())
+        ys.append(to_space[rows])
+    if not xs:
+        raise DataError(f"{feature_dir} holds no image of the training classes")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def class_embeddings(path: Path, wnids: list[str]) -> np.ndarray:
+    """Rows of the embeddings stage's table for ``wnids`` (each class must have one)."""
+    from zsl_scale.distributed import load_class_table
+
+    table = load_class_table(path)
+    row = {w: i for i, w in enumerate(table.wnids)}
+    missing = [w for w in wnids if w not in row]
+    if missing:
+        raise DataError(f"class {missing[0]} has no embedding in {path} ({len(missing)} missing)")
+    return table.vectors[[row[w] for w in wnids]]
+
+
+def run_methods(ctx: StageContext) -> list[Path]:
+    """Train every configured method and score it over each split; returns the results files."""
+    import torch
+
+    from zsl_scale.core import resolve_device
+    from zsl_scale.method import FeatureScaler
+    from zsl_scale.methods import TrainData, get_method
+    from zsl_scale.scoring import ScoreSettings, feature_manifest_hashes, read_classes_json, read_groups
+
+    methods = check_config(ctx)
+    cfg = ctx.config
+    splits_dir = Path(ctx.upstream_of_kind("splits")["out_dir"])
+    classes = read_classes_json(splits_dir)
+    emb_dir = Path(ctx.upstream_of_kind("embeddings")["out_dir"])
+    train = sorted(classes["train"])
+    label_space = sorted(set(classes["seen"]).union(*map(set, classes["splits"].values())))
+    unseen = sorted(set(label_space) - set(train))
+    batch_rows, seed = int(cfg.get("batch_rows", 65536)), int(cfg.get("seed", 0))
+    device = resolve_device(cfg.get("device", "auto"))
+    x, y = load_training(ctx.path(f"@{cfg.get('features', 'features')}/shards"), train, label_space, batch_rows)
+    scaler = FeatureScaler.fit(x)
+    pos = {w: i for i, w in enumerate(label_space)}
+    data = TrainData(torch.from_numpy(scaler.transform(x)).to(device), torch.from_numpy(y).to(device),
+                     torch.from_numpy(class_embeddings(emb_dir / "embeddings.parquet", label_space)).to(device),
+                     unseen=np.array([pos[w] for w in unseen], np.int64))
+    test_dir = ctx.path(cfg.get("test_features", "@features") + "/shards")
+    base = {"dataset": cfg.get("dataset", ctx.job.name), "top_k": cfg.get("top_k", [1, 5]), "seed": seed,
+            "batch_rows": batch_rows, "device": cfg.get("device", "auto"), "notes": cfg.get("notes", "")}
+    if cfg.get("splits"):
+        base["splits"] = cfg["splits"]
+    common = _common_inputs(ctx, classes, splits_dir, test_dir, read_groups(emb_dir / "groups.tsv"),
+                            feature_manifest_hashes(list(ctx.upstream.values())))
+    written: list[Path] = []
+    for name, hyper in methods.items():
+        spec = get_method(name)
+        settings = ScoreSettings.from_config({**base, "method": spec.display}, ctx.job.name, f"stage {ctx.spec.name!r}")
+        written += _run_one(ctx, spec, hyper, data, scaler, label_space, common, settings, seed)
+    return written
+
+
+def _common_inputs(ctx: StageContext, classes: dict[str, Any], splits_dir: Path, test_dir: Path,
+                   groups: dict[str, str], manifests: dict[str, str]) -> dict[str, Any]:
+    """The :class:`zsl_scale.scoring.ScoreInputs` fields every method shares."""
+    from zsl_scale.distributed import open_features
+    from zsl_scale.scoring import split_manifest_hashes
+
+    chain = {name: {"kind": rec["kind"], "config": rec.get("config", {}), "hash": rec["hash"]}
+             for name, rec in ctx.upstream.items()}
+    chain[ctx.spec.name] = {"kind": ctx.spec.kind, "config": ctx.spec.config}
+    return {"classes": classes, "query_shards": open_features(test_dir, scan_classes=False).files,
+            "groups": groups, "config": {"job": ctx.job.name, "stages": chain}, "manifests": manifests,
+            "split_manifests": split_manifest_hashes(splits_dir, classes["splits"]), "query_column": "feature"}
+
+
+def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, scaler: Any, label_space: list[str],
+             common: dict[str, Any], settings: Any, seed: int) -> list[Path]:
+    """Train one method (or reuse its finished results on resume) and score every split."""
+    import torch
+
+    from zsl_scale.methods import class_table, queries
+    from zsl_scale.protocol import method_threads
+    from zsl_scale.scoring import ScoreInputs, score_splits
+
+    done = ctx.out_dir / "done" / f"{spec.name}.json"
+    if done.is_file():
+        files = [ctx.out_dir / p for p in json.loads(done.read_text())["results"]]
+        if all(p.is_file() for p in files):
+            return files
+    t0, c0 = time.perf_counter(), time.process_time()
+    with method_threads(spec.threads):
+        fitted = spec.make(data, seed).fit(hyper)
+        table = class_table(fitted, np.arange(len(label_space)), label_space)
+        stats = scaler.torch_stats(data.device)
+
+        def query_map(feats: np.ndarray) -> np.ndarray:
+            return queries(fitted, scaler.transform_torch(torch.from_numpy(feats).to(data.device), stats))
+
+        train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+        source = ctx.config.get("source") or "no validation split at this size"
+        inputs = ScoreInputs(
+            classifier=table, classifier_epochs=hyper.get("epochs"), query_map=query_map,
+            selection_source=f"hyper-parameters fixed in the job config ({_fmt(hyper)}): {source}",
+            extra={"method_name": spec.name, "hyper": hyper, "train_images": int(data.x.shape[0]),
+                   "train_classes": len(data.seen), "train_seconds": round(train_s, 2),
+                   "train_cpu_seconds": round(train_cpu, 2)}, **common)
+        files = score_splits(inputs, settings, ctx.out_dir / "results")
+    atomic_write_json(done, {"method": spec.name, "results": [str(p.relative_to(ctx.out_dir)) for p in files],
+                             "seconds": round(time.perf_counter() - t0, 2)})
+    return files
+
+
+def _fmt(hyper: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in hyper.items())
