@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--reparam", choices=["consistent", "authors"], default="consistent")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--max-epochs", type=int, default=80)
+    ap.add_argument("--no-test", action="store_true", help="validation folds only (compare settings on them)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--vae-cache", type=Path, required=True,
                     help="a run folder: its vae/ holds the trained VAEs, for `zsl-scale evaluate --out` to reuse")
@@ -41,7 +42,7 @@ def main() -> None:
     cfg = load_config(PACKAGE_DATA / "configs" / "paper.yaml", overrides=[*overrides, "device=cpu"])
     bench, device = resolve_benchmark(cfg.benchmark), torch.device("cpu")
     out = args.out / f"{args.reparam}-s{args.seed}"
-    phases = [("val", f) for f in range(args.folds)] + [("test", 0)]
+    phases = [("val", f) for f in range(args.folds)] + ([] if args.no_test else [("test", 0)])
     for name, fold in phases:
         path = out / (f"val{fold}.json" if name == "val" else "test.json")
         if path.exists():

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-KEYS = {"0": "H"}  # GZSL and GFSL are chosen on H; ZSL on unseen accuracy (reported for shots 0 only)
-
 
 def load(run: Path) -> tuple[list[dict], dict]:
     folds = sorted(run.glob("val*.json"))
