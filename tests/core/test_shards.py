@@ -9,7 +9,15 @@ import pyarrow as pa
 import pytest
 
 from zsl_scale.core.errors import DataError
-from zsl_scale.core.shards import ShardStore, iter_batches, read_manifest, shard_name, vector_array, vectors
+from zsl_scale.core.shards import (
+    ShardStore,
+    iter_batches,
+    parquet_options,
+    read_manifest,
+    shard_name,
+    vector_array,
+    vectors,
+)
 
 
 def _table(start: int, n: int, dtype=np.float16) -> pa.Table:
@@ -26,6 +34,25 @@ def test_vectors_round_trip_keeps_dtype_and_handles_slices(dtype):
     np.testing.assert_array_equal(vectors(arr), x)
     np.testing.assert_array_equal(vectors(arr.slice(3, 4)), x[3:7])
     np.testing.assert_array_equal(vectors(pa.chunked_array([arr.slice(0, 2), arr.slice(2)])), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_vector_columns_are_byte_stream_split_and_bitwise_unchanged(tmp_path: Path, dtype):
+    import pyarrow.parquet as pq
+
+    x = np.maximum(np.random.default_rng(1).normal(size=(50, 16)), 0).astype(dtype)  # ReLU-like features
+    table = pa.table({"image_id": [f"i{k}" for k in range(50)], "wnid": ["n1", "n2"] * 25, "feature": vector_array(x)})
+    opts = parquet_options(table.schema)
+    assert opts["use_dictionary"] == ["image_id", "wnid"]
+    assert opts["use_byte_stream_split"] == ["feature.list.element"]
+    store = ShardStore(tmp_path / "s", "features", {"dim": 16}, 1).open()
+    store.write_shard(0, table, {})
+    meta = pq.ParquetFile(tmp_path / "s" / shard_name(0)).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "BYTE_STREAM_SPLIT" in encodings["feature.list.element"]
+    assert "RLE_DICTIONARY" in encodings["wnid"] and "RLE_DICTIONARY" not in encodings["feature.list.element"]
+    back = vectors(pq.read_table(tmp_path / "s" / shard_name(0)).column("feature"))
+    assert back.dtype == dtype and back.tobytes() == x.tobytes()
 
 
 def test_store_resumes_verifies_hashes_and_guards_settings(tmp_path: Path):

@@ -46,6 +46,7 @@ _EXPORTS = {
     "shared_data_dir": "paths",
     "validation_message": "config",
     "vector_array": "shards",
+    "parquet_options": "shards",
     "vectors": "shards",
     "yaml_error_line": "config",
 }
@@ -79,6 +80,7 @@ __all__ = [
     "load_settings",
     "load_torch_file",
     "output_lock",
+    "parquet_options",
     "read_manifest",
     "resolve_device",
     "sha256_bytes",
@@ -125,4 +127,12 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.core.raysession import init_ray
     from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock
     from zsl_scale.core.safeload import load_torch_file
-    from zsl_scale.core.shards import ShardStore, iter_batches, read_manifest, shard_paths, vector_array, vectors
+    from zsl_scale.core.shards import (
+        ShardStore,
+        iter_batches,
+        parquet_options,
+        read_manifest,
+        shard_paths,
+        vector_array,
+        vectors,
+    )

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from zsl_scale.core import atomic_path, atomic_write_json, atomic_write_parquet
+from zsl_scale.core import atomic_path, atomic_write_json, atomic_write_parquet, parquet_options
 
 
 def _vectors(values: np.ndarray) -> pa.FixedSizeListArray:
@@ -70,7 +70,9 @@ def write_synthetic(
                     "wnid": pa.array([wnids[k] for k in lab]),
                     "feature": _vectors(x),
                 })
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                if writer is None:
+                    opts = {k: v for k, v in parquet_options(table.schema).items() if k != "row_group_size"}
+                    writer = pq.ParquetWriter(tmp, table.schema, **opts)
                 writer.write_table(table, row_group_size=row_group_rows)
             if writer is not None:
                 writer.close()
