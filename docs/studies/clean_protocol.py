@@ -42,7 +42,9 @@ def main() -> None:
     cfg = load_config(PACKAGE_DATA / "configs" / "paper.yaml", overrides=[*overrides, "device=cpu"])
     bench, device = resolve_benchmark(cfg.benchmark), torch.device("cpu")
     out = args.out / f"{args.reparam}-s{args.seed}"
-    phases = [("val", f) for f in range(args.folds)] + ([] if args.no_test else [("test", 0)])
+    # The first two folds, then the test phase (the trainval VAE a protocol run reuses), then further folds.
+    vals = [("val", f) for f in range(args.folds)]
+    phases = vals[:2] + ([] if args.no_test else [("test", 0)]) + vals[2:]
     for name, fold in phases:
         path = out / (f"val{fold}.json" if name == "val" else "test.json")
         if path.exists():
