@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--max-epochs", type=int, default=80)
     ap.add_argument("--no-test", action="store_true", help="validation folds only (compare settings on them)")
+    ap.add_argument("--only", default="", help="comma-separated phases to run (e.g. test), for parallel runs")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--vae-cache", type=Path, required=True,
                     help="a run folder: its vae/ holds the trained VAEs, for `zsl-scale evaluate --out` to reuse")
@@ -45,6 +46,8 @@ def main() -> None:
     # The first two folds, then the test phase (the trainval VAE a protocol run reuses), then further folds.
     vals = [("val", f) for f in range(args.folds)]
     phases = vals[:2] + ([] if args.no_test else [("test", 0)]) + vals[2:]
+    if args.only:
+        phases = [p for p in phases if (f"val{p[1]}" if p[0] == "val" else "test") in args.only.split(",")]
     for name, fold in phases:
         path = out / (f"val{fold}.json" if name == "val" else "test.json")
         if path.exists():
