@@ -33,12 +33,18 @@ def smooth(curve: np.ndarray, width: int = 3) -> np.ndarray:
 
 
 def rules(folds: list[dict], shots: str, key: str) -> dict[str, np.ndarray]:
+    """Candidate selection curves: mean over the first K folds, smoothed, and (for H) H of the pooled S, U."""
     curves = [np.asarray(f["curves"][shots][key]) for f in folds]
     out = {}
     for k in range(1, len(curves) + 1):
+        name = f"{k} fold{'s' if k > 1 else ''}"
         mean = np.mean(curves[:k], axis=0)
-        out[f"{k} fold{'s' if k > 1 else ''}"] = mean
-        out[f"{k} fold{'s' if k > 1 else ''}, smoothed"] = smooth(mean)
+        out[name] = mean
+        out[f"{name}, smoothed"] = smooth(mean)
+        if key == "H" and k > 1:
+            s = np.mean([f["curves"][shots]["S"] for f in folds[:k]], axis=0)
+            u = np.mean([f["curves"][shots]["U"] for f in folds[:k]], axis=0)
+            out[f"{name}, H of mean S and U"] = 2 * s * u / np.maximum(s + u, 1e-12)
     return out
 
 
