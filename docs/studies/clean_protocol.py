@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--vae-cache", type=Path, required=True,
                     help="a run folder: its vae/ holds the trained VAEs, for `zsl-scale evaluate --out` to reuse")
     args = ap.parse_args()
-    overrides = [f"seed={args.seed}", f"model.reparam={args.reparam}", f"classifier.max_epochs={args.max_epochs}"]
+    overrides = [f"seed={args.seed}", f"model.reparam={args.reparam}", f"classifier.max_epochs={args.max_epochs}",
+                 f"classifier.max_epochs_gfsl={args.max_epochs}"]
     cfg = load_config(PACKAGE_DATA / "configs" / "paper.yaml", overrides=[*overrides, "device=cpu"])
     bench, device = resolve_benchmark(cfg.benchmark), torch.device("cpu")
     out = args.out / f"{args.reparam}-s{args.seed}"

@@ -172,7 +172,8 @@ def classify_phase(
 ) -> PhaseOutcome:
     """Sample latents, train the GZSL and ZSL classifiers and score them on the phase's evaluation images.
 
-    With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` is scored and
+    With ``gzsl_epochs``/``zsl_epochs`` None (validation) every epoch up to ``max_epochs`` (GFSL:
+    ``max_epochs_gfsl``) is scored and
     the curves are returned; otherwise the classifiers train for exactly that many epochs and are
     scored once — unless ``trace`` (diagnosis only), which records the per-epoch curves of a fixed-epoch run
     too; nothing is chosen on them.
@@ -207,6 +208,7 @@ def classify_phase(
     y_train = lookup[torch.cat([ys, yu])]
     y_es_l, y_eu_l = lookup[y_es].cpu().numpy(), lookup[y_eu].cpu().numpy()
     curves: dict[str, list[float]] = {"S": [], "U": [], "H": [], "zsl": []}
+    cap = ccfg.max_epochs_gfsl if len(phase.shot_rows) else ccfg.max_epochs
 
     def score_gzsl(layer: torch.nn.Module) -> dict[str, float]:
         s = mean_per_class_accuracy(y_es_l, predict(layer, mu_es).cpu().numpy())
@@ -219,7 +221,7 @@ def classify_phase(
 
     validating = gzsl_epochs is None or trace
     layer = fit_linear_softmax(torch.cat([z_seen, z_unseen]), y_train, len(space), ccfg,
-                               gzsl_epochs or ccfg.max_epochs, seed=seed + 2, on_epoch=track if validating else None)
+                               gzsl_epochs or cap, seed=seed + 2, on_epoch=track if validating else None)
     gzsl = score_gzsl(layer)
     pred_s, pred_u = predict(layer, mu_es).cpu().numpy(), predict(layer, mu_eu).cpu().numpy()
     per_class = {bench.class_names[int(space[c])]: a for c, a in
@@ -233,7 +235,7 @@ def classify_phase(
     def track_zsl(epoch: int, zl: torch.nn.Module) -> None:
         curves["zsl"].append(mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy()))
 
-    zl = fit_linear_softmax(z_unseen, u_lookup[yu], len(unseen_t), ccfg, zsl_epochs or ccfg.max_epochs,
+    zl = fit_linear_softmax(z_unseen, u_lookup[yu], len(unseen_t), ccfg, zsl_epochs or cap,
                             seed=seed + 3, on_epoch=track_zsl if validating else None)
     zsl = mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy())
     return PhaseOutcome(gzsl, zsl, per_class, curves, time.perf_counter() - t0)
