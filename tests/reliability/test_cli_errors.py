@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.protocol.test_evaluate import separable_benchmark
-from zsl_scale.core import DataError, dump_config, load_config, output_lock
+from zsl_scale.core import PACKAGE_DATA, DataError, dump_config, load_config, output_lock
 from zsl_scale.datasets.bundle import load_bundle, save_bundle
 
 
@@ -150,7 +150,8 @@ def test_second_writer_is_refused_naming_the_holder(bench, tmp_path, capsys):
 def test_run_with_other_settings_never_touches_the_finished_run(bench, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    theirs = dump_config(load_config(None, ["train.epochs=7"], benchmark=str(bench), device="cpu"))
+    paper = PACKAGE_DATA / "configs" / "paper.yaml"  # what `evaluate` runs; only train.epochs differs
+    theirs = dump_config(load_config(paper, ["train.epochs=7"], benchmark=str(bench), device="cpu"))
     (out / "config.yaml").write_text(theirs)
     _one_error(capsys, _evaluate(bench, out), "holds a run with other settings", "train.epochs")
     assert (out / "config.yaml").read_text() == theirs and sorted(p.name for p in out.iterdir()) == ["config.yaml"]
