@@ -37,7 +37,8 @@ def is_benchmark_job(ctx: StageContext) -> bool:
     return "benchmark" in rec.get("config", {})
 
 
-def _keys(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
+def stage_keys(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
+    """The stage's config, refusing a key outside ``allowed`` (a typo would otherwise be silently ignored)."""
     unknown = sorted(set(ctx.config) - allowed)
     if unknown:
         raise ConfigError(f"stage {ctx.spec.name!r}: unknown config key {unknown[0]!r}; "
@@ -76,7 +77,7 @@ def run_bench_splits(ctx: StageContext) -> list[Path]:
     """The benchmark's images (xlsa17 row order) and split, optionally a seeded subset (``subset``)."""
     from zsl_scale.features import write_image_list, xlsa17_images
 
-    cfg = _keys(ctx, {"benchmark", "name", "tar", "member_dir", "att_splits", "class_prefix", "subset"})
+    cfg = stage_keys(ctx, {"benchmark", "name", "tar", "member_dir", "att_splits", "class_prefix", "subset"})
     root = ctx.path(cfg["benchmark"])
     tar = root / cfg.get("tar", "jpg64.tar")
     prefix = str(cfg.get("class_prefix", "class"))
@@ -121,7 +122,7 @@ def run_bench_embeddings(ctx: StageContext) -> list[Path]:
 
     from zsl_scale.core import vector_array
 
-    _keys(ctx, {"att"})
+    stage_keys(ctx, {"att"})
     classes = bench_classes(ctx)
     path = ctx.path(ctx.config["att"]) if "att" in ctx.config else Path(classes["att_splits"])
     _, att = _locs(path)
@@ -183,7 +184,7 @@ def run_validation(ctx: StageContext) -> list[Path]:
     from zsl_scale.core import PACKAGE_DATA, load_config, resolve_device
     from zsl_scale.protocol import validate
 
-    cfg = _keys(ctx, {"config", "set", "seed", "device", "features"})
+    cfg = stage_keys(ctx, {"config", "set", "seed", "device", "features"})
     if not is_benchmark_job(ctx):
         raise ConfigError(f"stage {ctx.spec.name!r}: a validation stage needs a benchmark splits stage "
                           "(splits config with 'benchmark')")

@@ -16,17 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from zsl_scale.core import ConfigError, load_torch_file
-from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of
+from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of, stage_keys
 from zsl_scale.jobs.registry import StageContext
 from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
-
-
-def _keys(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(ctx.config) - allowed)
-    if unknown:
-        raise ConfigError(f"stage {ctx.spec.name!r}: unknown config key {unknown[0]!r}; "
-                          f"known: {', '.join(sorted(allowed))}")
-    return ctx.config
 
 
 def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
@@ -46,7 +38,7 @@ def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
 
 def run_bench_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on ``trainval`` with the distributed trainer (``runner``: ray, spawn or local)."""
-    cfg = _keys(ctx, {"features", "runner", "scale"})
+    cfg = stage_keys(ctx, {"features", "runner", "scale"})
     runner = check_runner(ctx, cfg.get("runner", "ray"))
     run_cfg = run_config_of(ctx)
     src = ctx.path(f"@{cfg.get('features', 'features')}/shards")
@@ -67,7 +59,7 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.method import load_model, scaler_from_extra
 
-    cfg = _keys(ctx, {"features", "device", "workers", "encode_batch", "mode"})
+    cfg = stage_keys(ctx, {"features", "device", "workers", "encode_batch", "mode"})
     if "epochs" in ctx.config:
         raise ConfigError("a benchmark job takes its classifier epochs from the validation stage")
     run_cfg = run_config_of(ctx)
@@ -134,7 +126,7 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     from zsl_scale.results import Metrics, ResultRecord, write_result
     from zsl_scale.scoring import gzsl_metrics
 
-    cfg = _keys(ctx, {"method", "device", "notes"})
+    cfg = stage_keys(ctx, {"method", "device", "notes"})
     run_cfg, classes = run_config_of(ctx), bench_classes(ctx)
     lat = Path(ctx.upstream_of_kind("latents")["out_dir"])
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
