@@ -153,7 +153,6 @@ def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench:
 
 def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
     """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
-    model, _ = load_model(path, device)
     extra = load_torch_file(path, "model checkpoint")["extra"]
     if MIN_KEY not in extra:
         raise DataError(f"{path}: not a trainval checkpoint from `zsl-scale train` (no scaler statistics)")
@@ -162,8 +161,7 @@ def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: tor
                         f"not {bench.name} with seed {cfg.seed}")
     if extra.get("train_config") != cfg.train.model_dump(mode="json"):
         raise DataError(f"{path} was trained with other training settings than this run's config")
-    scaler = scaler_from_extra(extra, str(path))
-    return TrainedPhase(model, scaler, extra.get("history", []), float(extra.get("seconds", 0.0)))
+    return _load_phase(path, device)
 
 
 def classify_phase(
