@@ -33,6 +33,7 @@ def small_job(seed: int = 0) -> JobSpec:
         {"name": "train", "config": {"runner": "local", "scale": {"workers": 1, "streams": 1, "device": "cpu"}}},
         {"name": "latents", "config": {"workers": 1, "device": "cpu"}},
         {"name": "score", "config": {"device": "cpu"}},
+        {"name": "methods", "config": {"methods": ["eszsl"], "device": "cpu"}},
         {"name": "leaderboard", "config": {}}]})
 
 
@@ -90,7 +91,7 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
 
     monkeypatch.setattr(jobs, "_REGISTRY", {})  # the built-in stages, whatever other tests registered
     out = run_job(small_job(), REPO / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in out.plans] == ["run"] * 8
+    assert [p.action for p in out.plans] == ["run"] * 9
     run = tmp_path / "run"
     # features from the Ray stage are the shipped ones (same images, same preprocessing)
     cos = compare_with_mat(run / "features/shards", flo_dir / "res101_efflite0.mat", xlsa17_images(flo_dir), "flower")
@@ -105,8 +106,40 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
     for seed in range(3):  # the classifier engines on the same latents
         scale_acc, ref_acc = _zsl_both_classifiers(run, seed)
         assert abs(scale_acc - ref_acc) <= 0.10, (seed, scale_acc, ref_acc)
+    _methods_stage_is_the_reference(run)
     again = run_job(small_job(), REPO / "jobs", workdir=run, log=lambda s: None)
-    assert [p.action for p in again.plans] == ["skip"] * 8
+    assert [p.action for p in again.plans] == ["skip"] * 9
+
+
+def _methods_stage_is_the_reference(run: Path) -> None:
+    """The job's methods stage (ESZSL, validated in the job, scored by the chunked scorer) against the
+    reference path's ``evaluate_method`` on the same job features and settings.
+
+    ESZSL is a closed form and both paths run the same selection and fits, so the logits are the same
+    float32 numbers; only the ranking code differs (chunked scorer vs arg-max). They can disagree only on an
+    image whose two best logits are equal to rounding, so the tolerance is one image: the per-class
+    accuracies, weighted by their image counts, differ by at most one image in total.
+    """
+    import torch
+
+    from zsl_scale.core import RunConfig
+    from zsl_scale.jobs.bench import job_benchmark
+    from zsl_scale.methods import get_method
+    from zsl_scale.protocol import evaluate_method
+    from zsl_scale.results.schema import read_result
+
+    rec = read_result(next((run / "methods/results").glob("*ESZSL*.json")))
+    assert rec.selection == "validation" and rec.extra["engine"] == "scale"
+    cfg = RunConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
+    bench = job_benchmark(run / "splits", run / "features/shards", run / "embeddings/embeddings.parquet")
+    ref, sel = evaluate_method(get_method("eszsl"), bench, cfg, 0, torch.device("cpu"), log=lambda s: None)
+    assert sel["gzsl"]["hyper"] == rec.extra["selection"]["gzsl"]["hyper"]
+    test = np.concatenate([bench.splits["test_seen"], bench.splits["test_unseen"]])
+    count = {name: int(np.sum(bench.labels[test] == c)) for c, name in enumerate(bench.class_names)}
+    assert set(rec.metrics.per_class) == set(ref["per_class"])
+    flipped = sum(abs(rec.metrics.per_class[c] - ref["per_class"][c]) * count[c] / 100 for c in ref["per_class"])
+    assert flipped <= 1 + 1e-6, (flipped, rec.metrics, ref)
+    assert abs(rec.metrics.zsl - ref["zsl"]) <= 100 / min(count[c] for c in ref["per_class"]) / 3 + 1e-6
 
 
 def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:

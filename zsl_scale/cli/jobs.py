@@ -14,7 +14,7 @@ def run(
     force: list[str] = typer.Option([], "--force", help="Re-run this stage (and downstream) even if up to date."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only print which stages would run or be skipped."),
 ) -> None:
-    """Run JOB.yaml: splits → features → embeddings → [validation] → train → latents → score → [methods] → leaderboard.
+    """Run JOB.yaml: splits → features → embeddings → (validation) → train → latents → score → (methods) → leaderboard.
 
     Each stage records its config hash (chained with its inputs' hashes) in <workdir>/<stage>/stage.json;
     a re-run skips stages whose hash and outputs are unchanged and re-runs changed ones and everything after.

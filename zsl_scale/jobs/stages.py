@@ -12,7 +12,8 @@ files that prove it finished (recorded with hashes in ``stage.json``). Contracts
 - **latents** → ``test/`` (μ of every test image, :mod:`zsl_scale.latents.generate`) and ``classifier.pt``
   (the final softmax over train ∪ unseen classes, fit on sampled latents).
 - **score** → ``results/`` (one results JSON per split, :mod:`zsl_scale.scoring.imagenet`).
-- **methods** → ``results/`` (one results JSON per baseline and split, :mod:`zsl_scale.jobs.imagenet_methods`).
+- **methods** → ``results/`` (one results JSON per baseline and split: :mod:`zsl_scale.jobs.imagenet_methods`,
+  or per baseline on a small benchmark: :mod:`zsl_scale.jobs.bench_methods`).
 - **leaderboard** → ``board/`` (:mod:`zsl_scale.report.leaderboard`), over every score and methods stage's results.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
-from zsl_scale.jobs import bench, bench_eval, imagenet_methods
+from zsl_scale.jobs import bench, bench_eval, bench_methods, imagenet_methods
 from zsl_scale.jobs.registry import StageContext, register_stage
 from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
 
@@ -220,10 +221,11 @@ def run_score(ctx: StageContext) -> list[Path]:
 
 @register_stage("methods", builtin=True)
 def run_methods(ctx: StageContext) -> list[Path]:
-    """Train the configured baselines (fixed hyper-parameters) and score them with the score stage's scorer."""
+    """Train the baselines and score them with the score stage's scorer: on a small benchmark with
+    hyper-parameters chosen on its validation split (:mod:`~zsl_scale.jobs.bench_methods`), on ImageNet splits
+    with hyper-parameters fixed in the config (:mod:`~zsl_scale.jobs.imagenet_methods`)."""
     if bench.is_benchmark_job(ctx):
-        raise ConfigError(f"stage {ctx.spec.name!r}: on a small benchmark run the methods with "
-                          "`zsl-scale evaluate BENCHMARK --method NAME` (validation selects their hyper-parameters)")
+        return bench_methods.run_bench_methods(ctx)
     return imagenet_methods.run_methods(ctx)
 
 

@@ -9,6 +9,7 @@ from zsl_scale.core import lazy_exports
 _EXPORTS = {
     "evaluate_method": "methods",
     "evaluate_settings": "evaluate",
+    "fit_selected": "methods",
     "make_phase": "phases",
     "method_threads": "methods",
     "render_report": "runs",
@@ -21,6 +22,7 @@ _EXPORTS = {
 __all__ = [
     "evaluate_method",
     "evaluate_settings",
+    "fit_selected",
     "make_phase",
     "method_threads",
     "render_report",
@@ -34,6 +36,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
-    from zsl_scale.protocol.methods import evaluate_method, method_threads, run_method
+    from zsl_scale.protocol.methods import evaluate_method, fit_selected, method_threads, run_method
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark

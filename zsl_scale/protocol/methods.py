@@ -139,16 +139,39 @@ def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: i
         return _evaluate(spec, bench, cfg, shots, device, log)
 
 
-def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
-              log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+@dataclass
+class Selected:
+    """A method fitted on the test phase's training images with the hyper-parameters validation chose."""
+
+    selection: dict[str, Any]
+    data: PhaseData
+    gzsl: Fitted
+    zsl: Fitted
+
+
+def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+                 log: Log = print) -> Selected:
+    """Validation → chosen hyper-parameters → fit(s) on ``trainval`` (one more fit when ZSL chose others).
+
+    Shared by the reference path (:func:`evaluate_method`) and a benchmark job's methods stage, which scores
+    the same fits with the chunked scorer.
+    """
     assert spec.make is not None
     sel = select(spec, bench, cfg, shots, device, log)
     data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device)
     trainer = spec.make(data.train, cfg.seed)
     fitted = trainer.fit(sel["gzsl"]["hyper"])
+    zfit = fitted if sel["zsl"]["hyper"] == sel["gzsl"]["hyper"] else trainer.fit(sel["zsl"]["hyper"])
+    return Selected(sel, data, fitted, zfit)
+
+
+def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+              log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    fit = fit_selected(spec, bench, cfg, shots, device, log)
+    sel, data, fitted = fit.selection, fit.data, fit.gzsl
     test = score_phase(fitted, data)
-    if sel["zsl"]["hyper"] != sel["gzsl"]["hyper"]:
-        test["zsl"] = score_phase(trainer.fit(sel["zsl"]["hyper"]), data)["zsl"]
+    if fit.zsl is not fitted:
+        test["zsl"] = score_phase(fit.zsl, data)["zsl"]
     space = np.union1d(data.seen, data.unseen)
     per_class = {**per_class_accuracy(data.y_seen, predict(fitted, data.x_seen, space)),
                  **per_class_accuracy(data.y_unseen, predict(fitted, data.x_unseen, space))}
