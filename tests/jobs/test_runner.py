@@ -172,7 +172,7 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
     assert [p.action for p in out.plans] == ["run"] * 8
     rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
-    for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE"):  # the baselines, same scorer, fixed hyper-parameters
+    for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE", "f-CLSWGAN"):  # same scorer, fixed hyper-parameters
         base = read_result(tmp_path / f"run/methods/results/imagenet-samples__2H__{method}__gzsl__seed0.json")
         assert base.selection == "fixed" and base.extra["search_space"] == rec.extra["search_space"]
         assert base.extra["images"] == 1000 and base.metrics.S is not None

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zsl_scale.core import ConfigError
-from zsl_scale.methods import METHODS, Fitted, class_table, get_method
+from zsl_scale.methods import METHODS, Fitted, class_table, get_method, with_grid
 from zsl_scale.methods.conse import conse_embed
 
 
@@ -27,6 +27,17 @@ def test_unknown_method_suggests_the_closest_name() -> None:
 def test_grid_points_cover_the_product_in_order() -> None:
     pts = get_method("eszsl").points()
     assert len(pts) == 49 and pts[0] == {"gamma": 1e-3, "lam": 1e-3} and pts[-1] == {"gamma": 1e3, "lam": 1e3}
+
+
+def test_grid_override_replaces_values_and_refuses_unknown_keys() -> None:
+    spec = with_grid(get_method("fclswgan"), {"hidden": 4096, "gan_steps": [7000], "gan_lr": [1e-4, 2e-4]})
+    assert spec.grid["hidden"] == [4096] and spec.grid["n_unseen"] == get_method("fclswgan").grid["n_unseen"]
+    assert len(spec.points()) == 2 and spec.points()[1]["gan_lr"] == 2e-4
+    assert get_method("fclswgan").grid["hidden"] == [1024]  # the registry entry is unchanged
+    with pytest.raises(ConfigError, match="did you mean 'gan_steps'"):
+        with_grid(get_method("fclswgan"), {"gan_step": 7000})
+    with pytest.raises(ConfigError, match="at least one value"):
+        with_grid(get_method("eszsl"), {"lam": []})
 
 
 def test_conse_embedding_by_hand() -> None:

@@ -123,6 +123,8 @@ def evaluate(
     method: str = typer.Option("cada", "--method", help="Method(s), comma-separated: cada, eszsl, devise, sje, ale, "
                                                          "conse, fclswgan (or `fast`: the closed-form and "
                                                          "compatibility ones)."),
+    grid: str | None = typer.Option(None, "--grid", help="YAML mapping replacing the --method's validation grid, "
+                                    "e.g. '{hidden: 4096, gan_steps: 7000, n_unseen: 1200}' (one method only)."),
 ) -> None:
     """Full protocol on a small benchmark: choose epochs/hyper-parameters on validation, retrain on trainval, test once.
 
@@ -131,7 +133,7 @@ def evaluate(
     ImageNet-21K splits: `zsl-scale evaluate imagenet --run RUN_DIR --splits 2H,3H` (the same as
     `zsl-scale imagenet evaluate`; see its --help).
     """
-    specs = _methods(method)
+    specs = _methods(method, grid)
     extra = list(overrides)
     if variant:
         extra.append(f"train.variant={variant}")
@@ -150,15 +152,29 @@ def evaluate(
         _print_table(records, f"{cfg.name}: {len(specs)} methods on {cfg.benchmark}")
 
 
-def _methods(names: str) -> list:
-    """Registry entries for a comma-separated ``--method`` value (``fast``: the quick baselines)."""
-    from zsl_scale.methods import FAST, get_method
+def _methods(names: str, grid: str | None = None) -> list:
+    """Registry entries for a comma-separated ``--method`` value (``fast``: the quick baselines), with the
+    ``--grid`` override applied (a YAML mapping, one non-CADA method only)."""
+    import yaml
+
+    from zsl_scale.methods import FAST, get_method, with_grid
 
     out = {}
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         for spec in [get_method(n) for n in FAST] if name == "fast" else [get_method(name)]:
             out[spec.name] = spec
-    return list(out.values())
+    specs = list(out.values())
+    if grid is None:
+        return specs
+    if len(specs) != 1 or specs[0].protocol == "cada":
+        raise ConfigError("--grid applies to exactly one --method other than cada (CADA-VAE's settings: --set)")
+    try:
+        overrides = yaml.safe_load(grid)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--grid is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(overrides, dict) or not overrides:
+        raise ConfigError("--grid must be a mapping of hyper-parameter → value or list, e.g. '{lr: [0.01, 0.1]}'")
+    return [with_grid(specs[0], overrides)]
 
 
 def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecord]:

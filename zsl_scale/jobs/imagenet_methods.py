@@ -34,7 +34,6 @@ from zsl_scale.jobs.registry import StageContext
 
 ALLOWED = {"methods", "source", "features", "test_features", "dataset", "splits", "top_k", "device",
            "batch_rows", "seed", "notes"}
-OPTIONAL_HYPER = {"cls_lr", "gan_lr"}  # read with a default by f-CLSWGAN's trainer, so not part of its grid
 
 
 def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
@@ -62,7 +61,7 @@ def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
                               "not the methods stage")
         hyper = dict(hyper or {})
         missing = [k for k in spec.grid if k not in hyper]
-        extra = sorted(set(hyper) - set(spec.grid) - OPTIONAL_HYPER)
+        extra = sorted(set(hyper) - set(spec.grid) - set(spec.optional))
         if missing or extra:
             bad = f"needs {missing[0]!r}" if missing else f"has unknown hyper-parameter {extra[0]!r}"
             raise ConfigError(f"{where}: method {spec.name} {bad} (fixed values for: {', '.join(spec.grid)})")

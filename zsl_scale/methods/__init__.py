@@ -16,6 +16,7 @@ _EXPORTS = {
     "class_table": "base",
     "get_method": "registry",
     "method_names": "registry",
+    "with_grid": "registry",
     "predict": "base",
     "queries": "base",
     "scores": "base",
@@ -32,9 +33,10 @@ __all__ = [
     "predict",
     "queries",
     "scores",
+    "with_grid",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.methods.base import Fitted, TrainData, class_table, predict, queries, scores
-    from zsl_scale.methods.registry import FAST, METHODS, MethodSpec, get_method, method_names
+    from zsl_scale.methods.registry import FAST, METHODS, MethodSpec, get_method, method_names, with_grid

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from zsl_scale.core import ConfigError
@@ -44,6 +44,7 @@ class MethodSpec:
         threads: torch intra-op threads while training (None: leave as is). The SGD methods run thousands of
             tiny matrix products; on a busy 2-core machine two threads made DeViSE 20× more CPU-hungry
             and 16× slower than one (the threads wait on each other at every op), so they use one.
+        optional: hyper-parameters the trainer reads with a default (not searched unless a grid names them).
     """
 
     name: str
@@ -54,6 +55,7 @@ class MethodSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     protocol: Literal["generic", "cada"] = "generic"
     threads: int | None = None
+    optional: tuple[str, ...] = ()
 
     def points(self) -> list[Hyper]:
         """Every grid point, in a fixed order (ties on validation go to the first)."""
@@ -74,7 +76,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("conse", "ConSE", "compatibility", "Norouzi et al., ICLR 2014", conse.ConseTrainer, conse.GRID,
                threads=1),
     MethodSpec("fclswgan", "f-CLSWGAN", "generative", "Xian et al., CVPR 2018", fclswgan.FclswganTrainer,
-               fclswgan.GRID, threads=1),
+               fclswgan.GRID, threads=1, optional=("cls_lr", "gan_lr")),
 )}
 ALIASES = {"cada-vae": "cada", "f-clswgan": "fclswgan", "ezsl": "eszsl"}
 FAST = ("eszsl", "devise", "sje", "ale", "conse")
@@ -88,6 +90,28 @@ def get_method(name: str) -> MethodSpec:
     close = difflib.get_close_matches(key, [*METHODS, *ALIASES], n=1)
     hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
     raise ConfigError(f"unknown method {name!r}{hint} (known: {', '.join(METHODS)})")
+
+
+def with_grid(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
+    """``spec`` searching ``overrides`` in place of its registry grid values (a scalar is a one-value list).
+
+    How a user runs a schedule the registry does not default to, e.g. f-CLSWGAN's authors' schedule on a
+    GPU: ``--grid '{hidden: 4096, gan_steps: 7000, n_unseen: 1200}'``. Keys outside the method's grid and
+    optional hyper-parameters are refused, so a typo cannot silently leave the default in place.
+    """
+    known = [*spec.grid, *spec.optional]
+    bad = [k for k in overrides if k not in known]
+    if bad:
+        close = difflib.get_close_matches(bad[0], known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{spec.name} has no hyper-parameter {bad[0]!r}{hint} (known: {', '.join(known)})")
+    grid = dict(spec.grid)
+    for key, value in overrides.items():
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if not values:
+            raise ConfigError(f"{spec.name}: {key!r} needs at least one value")
+        grid[key] = values
+    return replace(spec, grid=grid)
 
 
 def method_names() -> list[str]:
