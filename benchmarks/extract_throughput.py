@@ -8,6 +8,7 @@ and the manifest). Ray's own start-up (``ray.init``) is excluded: it is paid onc
 cluster, not per job. Model loading is included on both sides.
 
     .venv/bin/python benchmarks/extract_throughput.py [--images DIR] [--limit N] [--batch-size 32]
+    .venv/bin/python benchmarks/extract_throughput.py --flowers [--limit 2000]   # Flowers-102 jpg64.tar, read in place
 
 The last line is ``ratio: <Ray, 2 workers × 1 thread ÷ plain loop, 2 threads>``.
 """
@@ -57,10 +58,22 @@ def ray_pipeline(source: Path, backbone: str, batch_size: int, workers: int, sha
         return summary.rows, time.perf_counter() - t0
 
 
+def _flowers_list(tmp: Path) -> Path:
+    """The Flowers-102 images as the flo job's splits stage lists them: ``<tar>::<member>`` lines, xlsa17 order."""
+    from zsl_scale.features import write_image_list, xlsa17_images
+
+    root = shared_data_dir() / "flo"
+    return write_image_list(tmp / "flowers.tsv", root / "jpg64.tar", xlsa17_images(root), "flower")
+
+
 def _subset(source: Path, limit: int | None, tmp: Path) -> Path:
-    """A tree of the first ``limit`` images (symlinks), so both sides see exactly the same files."""
+    """The first ``limit`` images (a shorter list file, or a tree of symlinks), the same files for both sides."""
     if not limit:
         return source
+    if source.is_file():  # a list file (e.g. --flowers): its first lines
+        lines = source.read_text().splitlines(keepends=True)[:limit]
+        (tmp / "subset.tsv").write_text("".join(lines))
+        return tmp / "subset.tsv"
     _, refs = list_images(source)
     for ref in refs[:limit]:
         dest = tmp / ref.wnid / Path(ref.path).name
@@ -72,6 +85,7 @@ def _subset(source: Path, limit: int | None, tmp: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=Path, default=shared_data_dir() / "imagenet-samples")
+    ap.add_argument("--flowers", action="store_true", help="the 8,189 Flowers-102 images inside jpg64.tar")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images only")
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -87,7 +101,8 @@ def main() -> None:
              log_to_driver=False, configure_logging=False)
     rows = []
     with tempfile.TemporaryDirectory(prefix="zsl-bench-src-") as tmp:
-        src = _subset(args.images, args.limit, Path(tmp))
+        images = _flowers_list(Path(tmp)) if args.flowers else args.images
+        src = _subset(images, args.limit, Path(tmp))
         for threads in (1, 2):
             n, sec = plain_loop(src, None, args.backbone, args.batch_size, threads)
             rows.append((f"plain loop, {threads} thread(s)", n, sec))

@@ -7,8 +7,11 @@ decoder calls for reconstruction and cross-reconstruction, ``torch.optim.Adam(am
 default (for-loop) implementation. Ours: ``zsl_scale.method.train.train_vae`` (fused heads, one decoder call per
 modality over stacked latents, fused Adam). Same batch size, same loss, same learning rate.
 
-Usage: ``python benchmarks/train_throughput.py [--steps 150] [--repeats 3] [--threads 2]``
-Last line: ``ratio: <ours ÷ baseline samples/s>``.
+Ours runs in both precisions (``train.precision``: fp32, the default, and bf16 autocast, docs/method.md
+"Precision"); both rows are printed.
+
+Usage: ``python benchmarks/train_throughput.py [--steps 150] [--repeats 3] [--threads 2] [--precision fp32]``
+Last line: ``ratio: <ours at --precision (default fp32) ÷ baseline samples/s>``.
 """
 
 from __future__ import annotations
@@ -107,12 +110,13 @@ def authors_loop(x: torch.Tensor, y: torch.Tensor, att: torch.Tensor, steps: int
     return steps * 50 / (time.perf_counter() - t)
 
 
-def ours_loop(x: torch.Tensor, y: torch.Tensor, att: torch.Tensor, steps: int) -> float:
+def ours_loop(x: torch.Tensor, y: torch.Tensor, att: torch.Tensor, steps: int, precision: str = "fp32") -> float:
     """zsl-scale's training loop on ``steps`` batches of 50 (a mid-schedule epoch: every term active)."""
     n = steps * 50
-    cfg = TrainConfig(epochs=1).model_copy(update={"beta": TrainConfig().beta.model_copy(update={"start": 0}),
-                                                   "gamma": TrainConfig().gamma.model_copy(update={"start": 0}),
-                                                   "delta": TrainConfig().delta.model_copy(update={"start": 0})})
+    full = TrainConfig()
+    cfg = TrainConfig(epochs=1, precision=precision).model_copy(update={
+        "beta": full.beta.model_copy(update={"start": 0}), "gamma": full.gamma.model_copy(update={"start": 0}),
+        "delta": full.delta.model_copy(update={"start": 0})})
     model = CadaVae(paper_config(x.shape[1], att.shape[1]))
     warm = x[:500]
     train_vae(model, warm, y[:500], att, cfg)
@@ -128,6 +132,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the precision the ratio uses")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -137,16 +142,18 @@ def main() -> None:
     x = FeatureScaler.fit(feats)(feats)
     y = torch.as_tensor(bench.labels)[rows]
     att = torch.as_tensor(bench.class_embeddings)
-    base, ours = [], []
-    for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
-        base.append(authors_loop(x, y, att, args.steps))
-        ours.append(ours_loop(x, y, att, args.steps))
-    b, o = statistics.median(base), statistics.median(ours)
-    print(f"{'loop':<28}{'samples/s (median)':>20}{'runs':>40}")
-    print(f"{'authors (baseline)':<28}{b:>20.0f}{', '.join(f'{v:.0f}' for v in base):>40}")
-    print(f"{'zsl-scale':<28}{o:>20.0f}{', '.join(f'{v:.0f}' for v in ours):>40}")
+    runs: dict[str, list[float]] = {"authors (baseline)": [], "zsl-scale fp32": [], "zsl-scale bf16": []}
+    for _ in range(args.repeats):  # interleaved, so that machine noise hits all alike
+        runs["authors (baseline)"].append(authors_loop(x, y, att, args.steps))
+        runs["zsl-scale fp32"].append(ours_loop(x, y, att, args.steps, "fp32"))
+        runs["zsl-scale bf16"].append(ours_loop(x, y, att, args.steps, "bf16"))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    b = med["authors (baseline)"]
+    print(f"{'loop':<28}{'samples/s (median)':>20}{'÷ baseline':>12}{'runs':>30}")
+    for k, v in runs.items():
+        print(f"{k:<28}{med[k]:>20.0f}{med[k] / b:>12.2f}{', '.join(f'{r:.0f}' for r in v):>30}")
     print(f"threads: {args.threads}, batch 50, Flowers trainval features ({x.shape[0]} x {x.shape[1]})")
-    print(f"ratio: {o / b:.2f}")
+    print(f"ratio: {med['zsl-scale ' + args.precision] / b:.2f}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ class TrainConfig(BaseModel):
 
     β: 0 → 0.25 over epochs 0-93; γ (cross-reconstruction): 0 → 2.37 over epochs 21-75; δ (distribution
     alignment): 0 → 8.13 over epochs 6-22. ``variant`` switches the alignment terms off: ``ca`` has no
-    DA term, ``da`` no CA term, ``vae`` neither.
+    DA term, ``da`` no CA term, ``vae`` neither. ``precision: bf16`` runs the encoder/decoder matrix
+    products under bf16 autocast (fp32 weights, optimizer and loss sums; docs/method.md "Precision"):
+    faster where the CPU has bf16 units (AVX512-BF16, AMX) or on GPU tensor cores, emulated and slower elsewhere.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +63,7 @@ class TrainConfig(BaseModel):
     beta: Ramp = Ramp(start=0, end=93, factor=0.25)
     gamma: Ramp = Ramp(start=21, end=75, factor=2.37)
     delta: Ramp = Ramp(start=6, end=22, factor=8.13)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def shortened(self, epochs: int) -> TrainConfig:
         """A schedule of ``epochs`` epochs whose warm-ups keep the same shape relative to its length."""

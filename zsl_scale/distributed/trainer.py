@@ -188,7 +188,7 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
             image = job.scaler.transform_torch(torch.from_numpy(part.features).to(device), stats)
             batch = {"image": image,
                      "class": classes[torch.from_numpy(part.labels).to(device)], "_eps": eps.to(device)}
-            t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss)
+            t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss, precision=cfg.train.precision)
             sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
             steps += 1
         if dist.is_available() and dist.is_initialized():

@@ -205,6 +205,7 @@ def cada_loss(
     mus, logvars, zs = {}, {}, []
     for name in names:
         mu, logvar = model.encode(name, batch[name])
+        mu, logvar = mu.float(), logvar.float()  # no-op in fp32; under bf16 autocast: KL, σ, W2 in fp32
         mus[name], logvars[name] = mu, logvar
         zs.append(model.reparameterize(mu, logvar, noise=True, generator=generator))
     n = zs[0].shape[0]

@@ -44,15 +44,20 @@ def train_step(
     weights: LossWeights,
     generator: torch.Generator | None = None,
     loss_fn: Callable[..., LossTerms] = cada_loss,
+    precision: str = "fp32",
 ) -> LossTerms:
     """One optimisation step on a batch of paired modalities; returns the (attached) loss terms.
 
     ``loss_fn(model, batch, weights, generator=...)`` defaults to :func:`cada_loss`; the distributed
     trainer passes one that calls its DistributedDataParallel wrapper, whose ``forward`` must run for
-    DDP to synchronise gradients in the backward pass.
+    DDP to synchronise gradients in the backward pass. ``precision="bf16"``: the forward runs under bf16
+    autocast (matrix products in bf16, fp32 weights and gradients; :func:`cada_loss` keeps μ, logvar and
+    every loss sum in fp32); the backward follows the forward's dtypes.
     """
     optimizer.zero_grad(set_to_none=True)
-    terms = loss_fn(model, batch, weights, generator=generator)
+    device_type = next(iter(batch.values())).device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        terms = loss_fn(model, batch, weights, generator=generator)
     terms.total.backward()
     optimizer.step()
     return terms
@@ -94,7 +99,7 @@ def train_vae(
         for s in range(steps):
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             batch = {"image": features[idx], "class": class_embeddings[labels[idx]]}
-            terms = train_step(model, optimizer, batch, weights)
+            terms = train_step(model, optimizer, batch, weights, precision=cfg.precision)
             sums += torch.stack([terms.total, terms.recon, terms.kl, terms.cross, terms.distance]).detach().cpu()
         mean = (sums / n).tolist()
         row = {"epoch": epoch, "loss": mean[0], "recon": mean[1], "kl": mean[2], "cross": mean[3],

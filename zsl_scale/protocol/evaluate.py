@@ -108,10 +108,17 @@ def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.de
 
 
 def phase_key(bench: Benchmark, phase: Phase, cfg: RunConfig, seed: int) -> str:
-    """Everything a phase's trained VAE depends on, hashed (the cache key of :func:`train_phase`)."""
+    """Everything a phase's trained VAE depends on, hashed (the cache key of :func:`train_phase`).
+
+    ``train.precision`` enters the key only when it is not the default fp32, so VAEs cached before the
+    setting existed (all fp32) keep their keys.
+    """
+    train = cfg.train.model_dump(mode="json")
+    if train.get("precision") == "fp32":
+        del train["precision"]
     return sha256_json({"benchmark": bench.name, "files": bench.info.get("files_sha256") or bench.info,
                         "rows": hashlib.sha256(np.ascontiguousarray(phase.train_rows, np.int64)).hexdigest(),
-                        "seed": seed, "train": cfg.train.model_dump(mode="json"), "model": _model_kwargs(cfg)})
+                        "seed": seed, "train": train, "model": _model_kwargs(cfg)})
 
 
 def _load_phase(path: Path, device: torch.device) -> TrainedPhase:
