@@ -10,13 +10,15 @@ cluster, not per job. Model loading is included on both sides.
     .venv/bin/python benchmarks/extract_throughput.py [--images DIR] [--limit N] [--batch-size 32]
     .venv/bin/python benchmarks/extract_throughput.py --flowers [--limit 2000]   # Flowers-102 jpg64.tar, read in place
 
-The last line is ``ratio: <Ray, 2 workers × 1 thread ÷ plain loop, 2 threads>``.
+The last line is ``ratio: <Ray, 2 workers × 1 thread ÷ plain loop, 2 threads>`` (medians of ``--repeats``
+interleaved rounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -91,6 +93,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shard-size", type=int, default=250)
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray runtime")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     args = ap.parse_args()
 
     import ray
@@ -99,24 +102,29 @@ def main() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")  # same priority as the plain loop (Ray's default: 15)
     ray.init(num_cpus=args.num_cpus, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
-    rows = []
+    runs: dict[str, list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="zsl-bench-src-") as tmp:
         images = _flowers_list(Path(tmp)) if args.flowers else args.images
         src = _subset(images, args.limit, Path(tmp))
-        for threads in (1, 2):
-            n, sec = plain_loop(src, None, args.backbone, args.batch_size, threads)
-            rows.append((f"plain loop, {threads} thread(s)", n, sec))
-        torch.set_num_threads(1)  # the driver only assembles shards
-        for workers in (1, 2):
-            n, sec = ray_pipeline(src, args.backbone, args.batch_size, workers, args.shard_size)
-            rows.append((f"ray, {workers} worker(s) x 1 thread", n, sec))
+        for _ in range(args.repeats):  # interleaved: this VM's speed drifts by 2x within minutes (docs/features.md)
+            for threads in (1, 2):
+                runs.setdefault(f"plain loop, {threads} thread(s)", []).append(
+                    plain_loop(src, None, args.backbone, args.batch_size, threads))
+            torch.set_num_threads(1)  # the driver only assembles shards
+            for workers in (1, 2):
+                runs.setdefault(f"ray, {workers} worker(s) x 1 thread", []).append(
+                    ray_pipeline(src, args.backbone, args.batch_size, workers, args.shard_size))
     ray.shutdown()
 
-    print(f"backbone={args.backbone} batch_size={args.batch_size} images={rows[0][1]} cpus={os.cpu_count()}")
-    print(f"{'pipeline':<32} {'images':>7} {'seconds':>8} {'images/s':>9}")
-    for name, n, sec in rows:
-        print(f"{name:<32} {n:>7d} {sec:>8.1f} {n / sec:>9.2f}")
-    rate = {name: n / sec for name, n, sec in rows}
+    n_images = next(iter(runs.values()))[0][0]
+    print(f"backbone={args.backbone} batch_size={args.batch_size} images={n_images} cpus={os.cpu_count()} "
+          f"repeats={args.repeats}")
+    print(f"{'pipeline':<32} {'images':>7} {'images/s (median)':>18}   runs")
+    rate = {}
+    for name, results in runs.items():
+        rates = [n / sec for n, sec in results]
+        rate[name] = statistics.median(rates)
+        print(f"{name:<32} {results[0][0]:>7d} {rate[name]:>18.2f}   {', '.join(f'{r:.1f}' for r in rates)}")
     print(f"ratio: {rate['ray, 2 worker(s) x 1 thread'] / rate['plain loop, 2 thread(s)']:.3f}")
 
 
