@@ -173,9 +173,9 @@ def test_training_sees_features_scaled_with_training_statistics(data, tmp_path, 
     seen: list[torch.Tensor] = []
     real_step = distributed.train_step
 
-    def spy(net, optimizer, batch, weights, loss_fn):
+    def spy(net, optimizer, batch, weights, **kwargs):
         seen.append(batch["image"].detach().clone())
-        return real_step(net, optimizer, batch, weights, loss_fn=loss_fn)
+        return real_step(net, optimizer, batch, weights, **kwargs)
 
     monkeypatch.setattr(distributed, "train_step", spy)
     fit_local(job)
