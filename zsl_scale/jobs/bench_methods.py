@@ -14,14 +14,13 @@ Resume: ``done/<method>.json`` is written after a method's results; a re-run ski
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, atomic_write_json
+from zsl_scale.core import ConfigError
 from zsl_scale.jobs.bench import bench_classes, load_job_benchmark, run_config_of, stage_keys
 from zsl_scale.jobs.registry import StageContext
 
@@ -58,16 +57,13 @@ def run_bench_methods(ctx: StageContext) -> list[Path]:
     device = resolve_device(cfg.get("device", "auto"))
     written: list[Path] = []
     for name in names:
-        done = ctx.out_dir / "done" / f"{name}.json"
-        if done.is_file():
-            files = [ctx.out_dir / p for p in json.loads(done.read_text())["results"]]
-            if all(p.is_file() for p in files):
-                written += files
-                continue
+        finished = ctx.finished_part(name)
+        if finished is not None:
+            written += finished
+            continue
         t0 = time.perf_counter()
         path = _run_one(ctx, name, bench, run_cfg, device)
-        atomic_write_json(done, {"method": name, "results": [str(path.relative_to(ctx.out_dir))],
-                                 "seconds": round(time.perf_counter() - t0, 2)})
+        ctx.mark_part(name, [path], time.perf_counter() - t0)
         written.append(path)
     return written
 

@@ -22,14 +22,13 @@ set (1.28M images) would need a per-class cap, which this stage does not have ye
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, DataError, atomic_write_json
+from zsl_scale.core import ConfigError, DataError
 from zsl_scale.jobs.registry import StageContext
 
 ALLOWED = {"methods", "source", "features", "test_features", "dataset", "splits", "top_k", "device",
@@ -166,11 +165,9 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
     from zsl_scale.protocol import method_threads
     from zsl_scale.scoring import ScoreInputs, score_splits
 
-    done = ctx.out_dir / "done" / f"{spec.name}.json"
-    if done.is_file():
-        files = [ctx.out_dir / p for p in json.loads(done.read_text())["results"]]
-        if all(p.is_file() for p in files):
-            return files
+    finished = ctx.finished_part(spec.name)
+    if finished is not None:
+        return finished
     t0, c0 = time.perf_counter(), time.process_time()
     with method_threads(spec.threads):
         fitted = spec.make(data, seed).fit(hyper)
@@ -189,8 +186,7 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
                    "train_classes": len(data.seen), "train_seconds": round(train_s, 2),
                    "train_cpu_seconds": round(train_cpu, 2)}, **common)
         files = score_splits(inputs, settings, ctx.out_dir / "results")
-    atomic_write_json(done, {"method": spec.name, "results": [str(p.relative_to(ctx.out_dir)) for p in files],
-                             "seconds": round(time.perf_counter() - t0, 2)})
+    ctx.mark_part(spec.name, files, time.perf_counter() - t0)
     return files
 
 

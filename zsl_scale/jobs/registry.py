@@ -8,6 +8,7 @@ runner. The built-in runners (:mod:`zsl_scale.jobs.stages`) and plug-ins registe
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zsl_scale.core import ConfigError, yaml_error_line
+from zsl_scale.core import ConfigError, atomic_write_json, yaml_error_line
 
 # ``methods`` (the baselines, :mod:`zsl_scale.jobs.imagenet_methods`) sits after ``score``: stage hashes chain every
 # earlier stage, so there a change of a baseline's hyper-parameters re-runs only it and the leaderboard, never the
@@ -90,6 +91,22 @@ class StageContext:
             if rec["kind"] == kind:
                 return rec
         raise ConfigError(f"stage {self.spec.name!r} needs an earlier {kind!r} stage in job {self.job.name!r}")
+
+    def finished_part(self, name: str) -> list[Path] | None:
+        """The outputs :meth:`mark_part` recorded for part ``name`` of this stage, if they all still exist.
+
+        A stage made of independent parts (one per method) resumes an interrupted run part by part.
+        """
+        done = self.out_dir / "done" / f"{name}.json"
+        if not done.is_file():
+            return None
+        files = [self.out_dir / p for p in json.loads(done.read_text())["results"]]
+        return files if all(p.is_file() for p in files) else None
+
+    def mark_part(self, name: str, files: list[Path], seconds: float) -> None:
+        """Record that part ``name`` finished with ``files`` (``done/<name>.json``, written atomically)."""
+        atomic_write_json(self.out_dir / "done" / f"{name}.json", {
+            "method": name, "results": [str(p.relative_to(self.out_dir)) for p in files], "seconds": round(seconds, 2)})
 
 
 StageRunner = Callable[[StageContext], list[Path] | None]
