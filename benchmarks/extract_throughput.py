@@ -2,7 +2,8 @@
 
 Baseline: one Python process that decodes, resizes and runs the backbone batch by batch (torch with
 1 or 2 intra-op threads) — what one would write without Ray. Ours: ``extract_features`` on a local
-Ray runtime with 1 or 2 model actors (1 torch thread each) fed by CPU decode tasks, including
+Ray runtime with 1 or 2 model actors (1 torch thread each) that decode their own chunks (the CPU-only
+default, ``decode: auto``; one more row: 2 actors fed by separate CPU decode tasks, the GPU layout), including
 everything the command does (planning, actor start-up and model loading, writing parquet shards
 and the manifest). Ray's own start-up (``ray.init``) is excluded: it is paid once per session or
 cluster, not per job. Model loading is included on both sides.
@@ -50,11 +51,13 @@ def plain_loop(source: Path, limit: int | None, backbone: str, batch_size: int, 
     return n, time.perf_counter() - t0
 
 
-def ray_pipeline(source: Path, backbone: str, batch_size: int, workers: int, shard_size: int) -> tuple[int, float]:
+def ray_pipeline(source: Path, backbone: str, batch_size: int, workers: int, shard_size: int,
+                 decode: str = "auto") -> tuple[int, float]:
     """The real ``features extract`` path on the running local Ray; returns (images, seconds)."""
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as tmp:
         opts = ExtractOptions(backbone=backbone, dtype="float32", batch_size=batch_size, shard_size=shard_size,
-                              workers=workers, threads_per_worker=1, progress_interval_s=1e9)
+                              workers=workers, threads_per_worker=1, progress_interval_s=1e9,
+                              decode=decode)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         summary = extract_features(source, Path(tmp) / "out", opts)
         return summary.rows, time.perf_counter() - t0
@@ -114,6 +117,8 @@ def main() -> None:
             for workers in (1, 2):
                 runs.setdefault(f"ray, {workers} worker(s) x 1 thread", []).append(
                     ray_pipeline(src, args.backbone, args.batch_size, workers, args.shard_size))
+            runs.setdefault("ray, 2 workers, decode tasks", []).append(
+                ray_pipeline(src, args.backbone, args.batch_size, 2, args.shard_size, decode="tasks"))
     ray.shutdown()
 
     n_images = next(iter(runs.values()))[0][0]

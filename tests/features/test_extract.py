@@ -225,6 +225,24 @@ def test_kill_9_then_rerun_gives_identical_shards(tmp_path, capsys, imagenet_sam
     assert {p.name: p.read_bytes() for p in killed.iterdir()} == before
 
 
+def test_decode_in_the_actors_or_in_tasks_gives_identical_shards(tmp_path, imagenet_samples_dir, ray_session):
+    # CPU-only clusters decode inside the model actors (decode: auto); GPU clusters use separate decode
+    # tasks. The forward batches are the same chunks either way, so the shards must be byte-identical.
+    src = _subset_tree(tmp_path / "src", imagenet_samples_dir, 6, start=300)
+    hashes = {}
+    for decode in ("actor", "tasks"):
+        opts = ExtractOptions(dtype="float32", batch_size=4, shard_size=3, workers=2, decode=decode)
+        summary = extract_features(src, tmp_path / decode, opts)
+        assert summary.rows == 6 and summary.num_shards == 2
+        hashes[decode] = _shard_hashes(tmp_path / decode)
+    assert hashes["actor"] == hashes["tasks"] and len(hashes["actor"]) == 2
+
+
+def test_decode_option_is_checked_before_anything_runs(tmp_path):
+    with pytest.raises(Exception, match="decode must be auto, actor or tasks"):
+        extract_features(tmp_path, tmp_path / "out", ExtractOptions(decode="gpu"))  # type: ignore[arg-type]
+
+
 # --- bad input: one clear line, exit 2, earlier shards untouched --------------------------------
 
 

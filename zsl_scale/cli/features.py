@@ -21,7 +21,9 @@ def extract(
     input_kind: str = typer.Option("auto", help="auto, tree, tars or list"),
     workers: int | None = typer.Option(None, help="Model actors (default: one per GPU, else per core)"),
     threads_per_worker: int = typer.Option(1, help="torch threads in each model actor"),
-    decode_cpus: float = typer.Option(1.0, help="Ray CPUs per decode task"),
+    decode: str = typer.Option("auto", help="Where images are decoded: auto (in the model actors on CPU-only "
+                               "clusters, in CPU tasks when there are GPUs), actor or tasks"),
+    decode_cpus: float = typer.Option(1.0, help="Ray CPUs per decode task (decode: tasks)"),
     worker_cpus: float | None = typer.Option(None, help="Ray CPUs reserved per model actor"),
     gpus_per_worker: float = typer.Option(1.0, help="GPUs per model actor when the cluster has GPUs"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
@@ -44,6 +46,7 @@ def extract(
         input_kind=input_kind,  # type: ignore[arg-type]
         workers=workers,
         threads_per_worker=threads_per_worker,
+        decode=decode,  # type: ignore[arg-type]
         decode_cpus=decode_cpus,
         worker_cpus=worker_cpus,
         gpus_per_worker=gpus_per_worker,

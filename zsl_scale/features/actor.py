@@ -46,10 +46,13 @@ class FeatureActor:
     """Ray Data actor: loads the backbone once, then runs one forward pass per chunk.
 
     Only the images that decoded are forwarded (the padded slots are not), in chunk order, so the
-    forward batch of every image is fixed by the shard plan.
+    forward batch of every image is fixed by the shard plan. A chunk that arrives as image references
+    (``refs``, no ``pixels``) is decoded here first, by the same :func:`decode_chunk`: the CPU-only
+    layout, where a separate decode stage would compete with the actors for the same cores.
     """
 
-    def __init__(self, backbone: str, weights: str | None, dtype: str, threads: int, device: str = "auto"):
+    def __init__(self, backbone: str, weights: str | None, dtype: str, threads: int, device: str = "auto",
+                 batch_size: int = 32):
         import torch
 
         from zsl_scale.core import resolve_device
@@ -61,10 +64,13 @@ class FeatureActor:
         self.spec = get_backbone(backbone)
         self.model = self.spec.load(weights, self.device)
         self.dtype = np.dtype(dtype)
+        self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        if "pixels" not in batch:
+            batch = decode_chunk(batch, self.spec.preprocess, self.batch_size)
         ok = batch["ok"]
         feats = np.zeros((1, ok.shape[1], self.spec.dim), dtype=self.dtype)
         idx = np.flatnonzero(ok[0])

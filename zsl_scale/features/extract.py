@@ -64,6 +64,7 @@ class ExtractOptions:
     workers: int | None = None
     threads_per_worker: int = 1
     decode_cpus: float = 1.0
+    decode: Literal["auto", "actor", "tasks"] = "auto"
     worker_cpus: float | None = None
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -78,6 +79,8 @@ class ExtractOptions:
         for name in ("batch_size", "shard_size", "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        if self.decode not in ("auto", "actor", "tasks"):
+            raise ConfigError(f"decode must be auto, actor or tasks, got {self.decode!r}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
         worker_cpus = 1.0 if self.worker_cpus is None else self.worker_cpus
@@ -184,10 +187,13 @@ def _write_counts(path: Path, counts: dict[str, int]) -> None:
 
 
 def _resources(opts: ExtractOptions) -> dict[str, Any]:
-    """Actor pool size and per-actor logical resources, from what the cluster has.
+    """Actor pool size, per-actor logical resources and where images are decoded, from what the cluster has.
 
-    CPU-only: one actor per ``threads_per_worker`` cores, each reserving a share of the CPUs that
-    leaves room for at least one decode task (otherwise decode tasks could never be scheduled).
+    With GPUs, CPU decode tasks feed one actor per GPU, so decoding overlaps the forward passes. CPU-only
+    (``decode: auto``), each actor decodes its own chunks: the same cores would do both jobs anyway, and a
+    separate decode stage only adds a process per chunk, a pixel copy through the object store and
+    oversubscribed cores (docs/features.md, "Benchmark"). ``decode: tasks`` keeps the separate stage;
+    each actor then reserves a share of the CPUs that leaves room for at least one decode task.
     """
     import ray
 
@@ -197,16 +203,19 @@ def _resources(opts: ExtractOptions) -> dict[str, Any]:
         raise ConfigError("--device cuda requested but the Ray cluster has no GPU")
     if gpus > 0 and opts.device != "cpu":
         workers = opts.workers or max(1, int(gpus / opts.gpus_per_worker))
-        return {"workers": workers, "num_gpus": opts.gpus_per_worker, "num_cpus": opts.worker_cpus or 1.0}
+        return {"workers": workers, "num_gpus": opts.gpus_per_worker, "num_cpus": opts.worker_cpus or 1.0,
+                "decode_in_actor": opts.decode == "actor"}
+    in_actor = opts.decode != "tasks"
+    decode_cpus = 0.0 if in_actor else opts.decode_cpus
     workers = opts.workers or max(1, int(cpus // opts.threads_per_worker))
-    share = (cpus - opts.decode_cpus) / workers
+    share = (cpus - decode_cpus) / workers
     worker_cpus = opts.worker_cpus or min(float(opts.threads_per_worker), share)
-    if worker_cpus <= 0 or workers * worker_cpus + opts.decode_cpus > cpus + 1e-9:
+    if worker_cpus <= 0 or workers * worker_cpus + decode_cpus > cpus + 1e-9:
         raise ConfigError(
-            f"{workers} workers × {worker_cpus:g} CPUs + {opts.decode_cpus:g} decode CPUs exceed the "
+            f"{workers} workers × {worker_cpus:g} CPUs + {decode_cpus:g} decode CPUs exceed the "
             f"cluster's {cpus:g} CPUs; lower --workers, --worker-cpus or --decode-cpus"
         )
-    return {"workers": workers, "num_gpus": 0, "num_cpus": worker_cpus}
+    return {"workers": workers, "num_gpus": 0, "num_cpus": worker_cpus, "decode_in_actor": in_actor}
 
 
 def _chunk_rows(shards: list[list[ImageRef]], pending: list[int], batch_size: int) -> list[dict[str, Any]]:
@@ -236,23 +245,25 @@ def _run_pipeline(
     rows = _chunk_rows(shards, pending, opts.batch_size)
     res["workers"] = min(res["workers"], len(rows))  # more actors than chunks would idle
     ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4096))
-    ds = ds.map_batches(
-        decode_chunk,
-        batch_size=1,
-        num_cpus=opts.decode_cpus,
-        fn_kwargs={"preprocess": spec.preprocess, "batch_size": opts.batch_size},
-        # Logical memory of one decode task (worker process + output pixels). Besides being true,
-        # it keeps Ray Data from fusing this stage into the actor stage (it fuses stages whose
-        # resource requests are equal), which would decode inside the model actors, serially with
-        # the forward pass instead of overlapping it.
-        memory=_decode_memory(spec.preprocess, opts.batch_size),
-    )
+    if not res["decode_in_actor"]:
+        ds = ds.map_batches(
+            decode_chunk,
+            batch_size=1,
+            num_cpus=opts.decode_cpus,
+            fn_kwargs={"preprocess": spec.preprocess, "batch_size": opts.batch_size},
+            # Logical memory of one decode task (worker process + output pixels). Besides being true,
+            # it keeps Ray Data from fusing this stage into the actor stage (it fuses stages whose
+            # resource requests are equal), which would decode inside the model actors, serially with
+            # the forward pass instead of overlapping it.
+            memory=_decode_memory(spec.preprocess, opts.batch_size),
+        )
     device = "cpu" if res["num_gpus"] == 0 else "auto"
     ds = ds.map_batches(
         FeatureActor,
         batch_size=1,
         fn_constructor_kwargs={"backbone": spec.name, "weights": opts.weights, "dtype": opts.dtype,
-                               "threads": opts.threads_per_worker, "device": device},
+                               "threads": opts.threads_per_worker, "device": device,
+                               "batch_size": opts.batch_size},
         compute=ray.data.ActorPoolStrategy(size=res["workers"]),
         num_cpus=res["num_cpus"],
         num_gpus=res["num_gpus"],
