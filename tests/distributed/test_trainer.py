@@ -53,12 +53,12 @@ def data(tmp_path_factory):
     return root, feats, emb
 
 
-def make_job(storage: Path, data, name: str, workers: int = 1, **train):
+def make_job(storage: Path, data, name: str, workers: int = 1, exact: bool = False, **train):
     _, feats, emb = data
     tcfg = TrainConfig(batch_size=50, epochs=EPOCHS, lr=1e-3).shortened(EPOCHS).model_copy(update=train)
     cfg = DistJobConfig(name=name, model=ModelSettings(imagenet=False), train=tcfg,
                         scale={"workers": workers, "streams": 2, "block_rows": 100, "storage_path": str(storage),
-                               "max_failures": 1})
+                               "max_failures": 1, "exact_sum": exact})
     return prepare_job(cfg, open_features(feats), load_class_table(emb))
 
 
@@ -89,6 +89,23 @@ def test_two_ddp_workers_match_one_process(ref1, ref2):
         np.testing.assert_allclose([r[key] for r in h2], [r[key] for r in h1], rtol=1e-5)
     assert np.abs(p1 - p2).max() < 1e-4
     assert h1[-1]["loss"] < 0.7 * h1[0]["loss"]  # it is learning, so the comparison is not vacuous
+
+
+def test_exact_sum_is_bitwise_identical_for_one_and_two_workers(data, ref1, ref2):
+    # scale.exact_sum: one gradient per stream, summed in stream order on every worker. 1 process and 2
+    # spawned workers must end at the same bits (weights and every per-epoch loss), and with 2 streams both
+    # equal plain DDP with 2 workers (its all-reduce of g0 and g1 is the same single addition).
+    storage = data[0] / "runs"
+    fit_local(make_job(storage, data, "exact-one", exact=True))
+    fit_spawn(make_job(storage, data, "exact-two", workers=2, exact=True), 2)
+    (p1, h1), (p2, h2) = final(storage / "exact-one"), final(storage / "exact-two")
+    assert np.array_equal(p1, p2)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in h1] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in h2]
+    assert np.array_equal(p2, ref2[0]) and [r["loss"] for r in h2] == [r["loss"] for r in ref2[1]]
+    assert not np.array_equal(p1, ref1[0])  # the merged-batch 1-process run differs in the last bits
+    assert h1[-1]["loss"] < 0.7 * h1[0]["loss"]
 
 
 def test_loss_csv_and_curve_beside_checkpoints(data, ref1):

@@ -17,7 +17,8 @@ from zsl_scale.core import ClassifierConfig, ModelSettings, TrainConfig, load_se
 
 
 class ScaleSettings(BaseModel):
-    """How a run is spread over workers; none of it changes the numbers except ``streams``/``block_rows``."""
+    """How a run is spread over workers; none of it changes the numbers except ``streams``/``block_rows`` (and
+    ``exact_sum``, which changes them at rounding level and makes them independent of ``workers``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +27,9 @@ class ScaleSettings(BaseModel):
     cpus_per_worker: float = Field(default=1.0, gt=0)
     threads_per_worker: int = Field(default=1, ge=1)
     streams: int | None = Field(default=None, ge=1)  # virtual data streams; default = workers
+    # one gradient per stream, summed in stream order on every worker (all-gather): weights bitwise identical
+    # for any worker count (zsl_scale.distributed.exact); off: DDP's all-reduce, equal up to float rounding
+    exact_sum: bool = False
     block_rows: int = Field(default=4096, ge=1)  # rows per read block (row-group slice)
     group_blocks: int = Field(default=8, ge=1)  # blocks shuffled together: the shuffle buffer, in blocks
     max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run

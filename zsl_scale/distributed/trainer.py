@@ -15,7 +15,9 @@ Why the result does not depend on the worker count (up to float summation order)
 * every row's reparametrisation noise is drawn from ``(seed, epoch, step)`` for the whole global batch
   and sliced by row position, so no RNG stream depends on the worker count;
 * the CADA-VAE loss is a *sum* over the batch, so gradients are all-reduced with a SUM comm hook
-  (DDP's default averages, which would divide the step's gradient by W and change Adam's updates).
+  (DDP's default averages, which would divide the step's gradient by W and change Adam's updates);
+* ``scale.exact_sum`` removes the float summation order too (:mod:`zsl_scale.distributed.exact`: one
+  gradient per stream, summed in stream order on every worker): bitwise identical for any worker count.
 
 Runners: :func:`fit_ray` (``TorchTrainer`` with ``ScalingConfig``, ``RunConfig(name, storage_path)``,
 ``FailureConfig``; resume = re-run the same name) and :func:`fit_local` (no Ray: one process, or a
@@ -36,6 +38,7 @@ from torch import Tensor, nn
 
 from zsl_scale.core import ConfigError, DataError
 from zsl_scale.distributed.config import DistJobConfig
+from zsl_scale.distributed.exact import exact_step, local_stream_slices, ordered_sum
 from zsl_scale.distributed.state import Context, LocalContext, finish_run, preflight_run_dir, rng_states
 from zsl_scale.distributed.state import set_rng_states as restore_rng
 from zsl_scale.distributed.streaming import (
@@ -89,6 +92,7 @@ class VaeJob:
             "model": self.model_cfg.model_dump(mode="json"),
             "train": self.cfg.train.model_dump(mode="json", exclude={"epochs"}),
             "seed": self.cfg.seed,
+            **({"exact_sum": True} if self.cfg.scale.exact_sum else {}),  # absent when off: older checkpoints match
             "data": {"streams": plan.streams, "block_rows": plan.block_rows, "group_blocks": plan.group_blocks,
                      **self.source.fingerprint()},
             "classes": self.classes.fingerprint(),
@@ -173,13 +177,18 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
         optimizer.load_state_dict(state["optimizer"])
         start, history = state["epoch"], state["history"]
         restore_rng(state["rng"])
-    net = _wrap(_StepModule(vae), device)
     plan, classes = job.plan(), torch.from_numpy(job.classes.vectors).to(device)
+    exact, distributed = cfg.scale.exact_sum, dist.is_available() and dist.is_initialized()
+    if exact and distributed:  # no DDP wrapper (and so no broadcast): start every rank from rank 0's weights
+        for tensor in vae.state_dict().values():
+            dist.broadcast(tensor, 0)
+    net = _StepModule(vae) if exact else _wrap(_StepModule(vae), device)
+    slices = local_stream_slices(plan.rows_per_stream(), ctx.rank, ctx.world)
     stats = job.scaler.torch_stats(device)
     modalities, gbatch = len(vae.names), cfg.train.batch_size
     for epoch in range(start, cfg.train.epochs):
         t0, weights = time.perf_counter(), warmup_weights(epoch, cfg.train)
-        sums = torch.zeros(5, dtype=torch.float64, device=device)
+        sums = torch.zeros((job.streams, 5) if exact else (5,), dtype=torch.float64, device=device)
         vae.train()
         steps = 0
         for step, part in enumerate(prefetch(iter_worker_batches(plan, job.classes, epoch, ctx.rank, ctx.world))):
@@ -188,10 +197,16 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
             image = job.scaler.transform_torch(torch.from_numpy(part.features).to(device), stats)
             batch = {"image": image,
                      "class": classes[torch.from_numpy(part.labels).to(device)], "_eps": eps.to(device)}
-            t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss, precision=cfg.train.precision)
-            sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
+            if exact:
+                sums += exact_step(net, optimizer, batch, weights, slices, _ddp_loss, job.streams, ctx.rank,
+                                   ctx.world, precision=cfg.train.precision)
+            else:
+                t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss, precision=cfg.train.precision)
+                sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
             steps += 1
-        if dist.is_available() and dist.is_initialized():
+        if exact:
+            sums = ordered_sum(sums)  # every rank holds every stream's sums (gathered each step)
+        elif distributed:
             dist.all_reduce(sums)
         rows = max(1, steps * gbatch)
         mean = (sums / rows).tolist()
