@@ -32,7 +32,7 @@ def small_job(seed: int = 0) -> JobSpec:
         {"name": "validation", "config": {"config": "paper", "seed": seed, "set": SHORT, "device": "cpu"}},
         {"name": "train", "config": {"runner": "local", "scale": {"workers": 1, "streams": 1, "device": "cpu"}}},
         {"name": "latents", "config": {"workers": 1, "device": "cpu"}},
-        {"name": "score", "config": {"device": "cpu"}},
+        {"name": "score", "config": {}},  # device "auto", as in jobs/flo.yaml (it once crashed the provenance)
         {"name": "methods", "config": {"methods": ["eszsl"], "device": "cpu"}},
         {"name": "leaderboard", "config": {}}]})
 
@@ -101,6 +101,7 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
     rec = read_result(next((run / "score/results").glob("*.json")))
     assert rec.selection == "validation" and rec.extra["selection"]["gzsl_epochs"] == sel["gzsl_epochs"]
     assert len(rec.metrics.per_class) == 9  # 6 seen + 3 unseen classes, each scored over the 9-class space
+    assert rec.provenance["device"].split()[0] in ("cpu", "cuda:0")  # "auto" resolved to the device that ran
     both = compare(run)
     assert min(both["reference"]["U"], both["scale"]["U"]) >= 35 and abs(both["delta"]["U"]) <= 25, both
     for seed in range(3):  # the classifier engines on the same latents

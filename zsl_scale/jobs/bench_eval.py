@@ -122,7 +122,7 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     """GZSL S / U / H (per-class mean top-1 over the seen ∪ unseen space) and ZSL, with the chunked scorer."""
     import json
 
-    from zsl_scale.core import capture, sha256_json
+    from zsl_scale.core import capture, resolve_device, sha256_json
     from zsl_scale.results import Metrics, ResultRecord, write_result
     from zsl_scale.scoring import gzsl_metrics
 
@@ -131,7 +131,7 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     lat = Path(ctx.upstream_of_kind("latents")["out_dir"])
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
     files = sorted((lat / "test").glob("*.parquet"))
-    device = cfg.get("device", "auto")
+    device = str(resolve_device(cfg.get("device", "auto")))  # "auto" → the device that runs (provenance names it)
     ids = bench_split_ids(ctx)
     test_ids = set(ids["test_seen"]) | set(ids["test_unseen"])
     table, acc = _score(lat / "classifier.pt", files, test_ids, device)
