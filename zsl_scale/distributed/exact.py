@@ -76,10 +76,7 @@ def exact_step(
         grads.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1)
                                 for p, gi in zip(params, g, strict=True)]))
         terms.append(torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64))
-    ordered = _gather(torch.stack(grads), rank, world, streams)
-    total = ordered[0].clone()
-    for g in ordered[1:]:
-        total += g
+    total = ordered_sum(_gather(torch.stack(grads), rank, world, streams))
     offset = 0
     for p in params:
         n = p.numel()
@@ -89,7 +86,7 @@ def exact_step(
     return torch.stack(_gather(torch.stack(terms), rank, world, streams))
 
 
-def ordered_sum(rows: Tensor) -> Tensor:
+def ordered_sum(rows: Tensor | list[Tensor]) -> Tensor:
     """``((r₀ + r₁) + r₂) + …`` over the first dimension: the same additions for any worker count."""
     out = rows[0].clone()
     for r in rows[1:]:
