@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from zsl_scale.method import LossTerms, LossWeights
+from zsl_scale.method import LossTerms, LossWeights, precision_autocast
 
 
 def local_stream_slices(per_stream: list[int], rank: int, world: int) -> list[slice]:
@@ -66,16 +66,15 @@ def exact_step(
     """
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer.zero_grad(set_to_none=True)
-    device_type = next(iter(batch.values())).device.type
     grads, terms = [], []
     for sl in slices:
         part: dict[str, Any] = {k: (v[:, sl] if k == "_eps" else v[sl]) for k, v in batch.items()}
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with precision_autocast(part, precision):
             t = loss_fn(module, part, weights)
         g = torch.autograd.grad(t.total, params, allow_unused=True)
         grads.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1)
                                 for p, gi in zip(params, g, strict=True)]))
-        terms.append(torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64))
+        terms.append(t.stacked())
     total = ordered_sum(_gather(torch.stack(grads), rank, world, streams))
     offset = 0
     for p in params:

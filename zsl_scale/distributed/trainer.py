@@ -202,7 +202,7 @@ def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
                                    ctx.world, precision=cfg.train.precision)
             else:
                 t = train_step(net, optimizer, batch, weights, loss_fn=_ddp_loss, precision=cfg.train.precision)
-                sums += torch.stack([t.total, t.recon, t.kl, t.cross, t.distance]).detach().to(torch.float64)
+                sums += t.stacked()
             steps += 1
         if exact:
             sums = ordered_sum(sums)  # every rank holds every stream's sums (gathered each step)

@@ -26,6 +26,7 @@ _EXPORTS = {
     "save_model": "train",
     "scaler_from_extra": "scaling",
     "train_step": "train",
+    "precision_autocast": "train",
     "train_vae": "train",
     "warmup_weights": "train",
 }
@@ -44,6 +45,7 @@ __all__ = [
     "load_model_scaler",
     "make_optimizer",
     "paper_config",
+    "precision_autocast",
     "predict",
     "sample_per_class",
     "save_model",
@@ -64,4 +66,12 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         load_model_scaler,
         scaler_from_extra,
     )
-    from zsl_scale.method.train import load_model, make_optimizer, save_model, train_step, train_vae, warmup_weights
+    from zsl_scale.method.train import (
+        load_model,
+        make_optimizer,
+        precision_autocast,
+        save_model,
+        train_step,
+        train_vae,
+        warmup_weights,
+    )

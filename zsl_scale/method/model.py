@@ -178,6 +178,10 @@ class LossTerms:
     cross: Tensor
     distance: Tensor
 
+    def stacked(self) -> Tensor:
+        """``[total, recon, kl, cross, distance]`` as one detached float64 tensor (for per-epoch sums)."""
+        return torch.stack([self.total, self.recon, self.kl, self.cross, self.distance]).detach().to(torch.float64)
+
     def detached(self) -> dict[str, float]:
         return {k: float(getattr(self, k).detach()) for k in ("total", "recon", "kl", "cross", "distance")}
 

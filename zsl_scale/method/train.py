@@ -37,6 +37,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.Adam(params, lr=cfg.lr, amsgrad=cfg.amsgrad, fused=fused)
 
 
+def precision_autocast(batch: dict[str, Tensor], precision: str) -> torch.autocast:
+    """The forward's autocast context: bf16 matrix products when ``precision == "bf16"``, else a no-op."""
+    device_type = next(iter(batch.values())).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def train_step(
     model: CadaVae,
     optimizer: torch.optim.Optimizer,
@@ -55,8 +61,7 @@ def train_step(
     every loss sum in fp32); the backward follows the forward's dtypes.
     """
     optimizer.zero_grad(set_to_none=True)
-    device_type = next(iter(batch.values())).device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with precision_autocast(batch, precision):
         terms = loss_fn(model, batch, weights, generator=generator)
     terms.total.backward()
     optimizer.step()
@@ -100,7 +105,7 @@ def train_vae(
             idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             batch = {"image": features[idx], "class": class_embeddings[labels[idx]]}
             terms = train_step(model, optimizer, batch, weights, precision=cfg.precision)
-            sums += torch.stack([terms.total, terms.recon, terms.kl, terms.cross, terms.distance]).detach().cpu()
+            sums += terms.stacked().cpu()
         mean = (sums / n).tolist()
         row = {"epoch": epoch, "loss": mean[0], "recon": mean[1], "kl": mean[2], "cross": mean[3],
                "distance": mean[4], "beta": weights.beta, "gamma": weights.gamma, "delta": weights.delta}
