@@ -1,11 +1,13 @@
-"""f-CLSWGAN's gradient penalty against a hand-derived autograd value on a tiny linear critic."""
+"""f-CLSWGAN: the gradient penalty against hand-derived and autograd values; the GAN's resume."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from zsl_scale.methods.fclswgan import gradient_penalty, mlp
+from zsl_scale.methods.fclswgan import FclswganTrainer, gradient_penalty, mlp
 
 
 def test_gradient_penalty_of_a_linear_critic_is_closed_form() -> None:
@@ -32,3 +34,52 @@ def test_gradient_penalty_matches_autograd_per_sample_on_an_mlp() -> None:
     torch.testing.assert_close(gp, want)
     gp.backward()  # the penalty is differentiable w.r.t. the critic (create_graph=True)
     assert critic[0].weight.grad is not None and critic[0].weight.grad.abs().sum() > 0
+
+
+def _tiny_data(state_dir=None):
+    from zsl_scale.methods.base import TrainData
+
+    gen = torch.Generator().manual_seed(3)
+    y = torch.arange(4).repeat_interleave(10)
+    emb = torch.rand(6, 5, generator=gen)
+    x = torch.rand(40, 7, generator=gen) + y[:, None].float()
+    return TrainData(x, y, emb, unseen=np.array([4, 5]), state_dir=state_dir)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_gan_resumes_to_bitwise_the_uninterrupted_weights(tmp_path) -> None:
+    torch.set_num_threads(1)
+    straight = FclswganTrainer(_tiny_data(), seed=0).train_gan(12, hidden=16)
+
+    first = FclswganTrainer(_tiny_data(tmp_path), seed=0)
+    first.checkpoint_seconds = 0.0  # save after every step; stop like a killed run after step 5
+    first.on_checkpoint = lambda step: (_ for _ in ()).throw(_Stop()) if step == 5 else None
+    with pytest.raises(_Stop):
+        first.train_gan(12, hidden=16)
+    (state,) = tmp_path.glob("gan-*.pt")
+    assert torch.load(state, weights_only=True)["step"] == 5
+
+    steps = []
+    second = FclswganTrainer(_tiny_data(tmp_path), seed=0)
+    second.checkpoint_seconds, second.on_checkpoint = 0.0, steps.append
+    resumed = second.train_gan(12, hidden=16)
+    assert steps[0] == 6  # picked up after step 5, not from scratch
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    # Finished: the state holds the generator only, and a re-run reuses it without training.
+    assert set(torch.load(state, weights_only=True)) == {"step", "g"}
+    again = FclswganTrainer(_tiny_data(tmp_path), seed=0)
+    again.on_checkpoint = lambda step: pytest.fail("a finished GAN was trained again")
+    for a, b in zip(straight.state_dict().values(), again.train_gan(12, hidden=16).state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    # Other data (one feature changed) or another seed never resume that state.
+    other = _tiny_data(tmp_path)
+    other.x[0, 0] += 1.0
+    paths = {FclswganTrainer(other, 0).state_path(12, 16, 1e-4), FclswganTrainer(_tiny_data(tmp_path), 1).state_path(
+        12, 16, 1e-4), state}
+    assert len(paths) == 3

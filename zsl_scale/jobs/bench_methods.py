@@ -80,7 +80,7 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
     t0, c0 = time.perf_counter(), time.process_time()
     where = ctx.config.get("device", "auto")
     with method_threads(spec.threads):
-        fit = fit_selected(spec, bench, run_cfg, 0, device, log)
+        fit = fit_selected(spec, bench, run_cfg, 0, device, log, state_dir=ctx.out_dir / "state" / spec.name)
         gz = _chunked(fit.gzsl, fit.data, bench, np.union1d(fit.data.seen, fit.data.unseen), where)
         zsl = _chunked(fit.zsl, fit.data, bench, fit.data.unseen, where)["U"]
     sel = fit.selection

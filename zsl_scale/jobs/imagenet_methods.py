@@ -23,6 +23,7 @@ set (1.28M images) would need a per-class cap, which this stage does not have ye
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
         return finished
     t0, c0 = time.perf_counter(), time.process_time()
     with method_threads(spec.threads):
-        fitted = spec.make(data, seed).fit(hyper)
+        fitted = spec.make(replace(data, state_dir=ctx.out_dir / "state" / spec.name), seed).fit(hyper)
         table = class_table(fitted, np.arange(len(label_space)), label_space)
         stats = scaler.torch_stats(data.device)
 

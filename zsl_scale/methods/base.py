@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +35,15 @@ class TrainData:
         emb: ``[C, E]`` class embeddings of **all** classes (rows indexed by class index).
         unseen: class indices without training images whose embeddings a generative method may use to
             synthesise features (the phase's unseen classes; never their images).
+        state_dir: where a method whose training can outlast a session (f-CLSWGAN's GAN) keeps resumable
+            state; None: it trains in one go and keeps nothing.
     """
 
     x: Tensor
     y: Tensor
     emb: Tensor
     unseen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    state_dir: Path | None = None
 
     @property
     def seen(self) -> np.ndarray:

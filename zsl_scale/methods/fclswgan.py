@@ -10,14 +10,30 @@ seen ∪ unseen trains on real seen + generated unseen features; its epochs are 
 Why the schedule is shorter than the authors' (~80 epochs ≈ 7,000 generator steps on FLO): two shared
 CPU cores. ``gan_steps`` is a hyper-parameter of the grid (see docs/methods.md for what it costs and
 what it gives); the classifier over generated features is where validation selects.
+
+Resume: the GAN is the one long stage of this method (the authors' schedule is ~45 min per GAN on two CPU
+cores, three GANs per seed). When the phase's data names a ``state_dir``, the full training state —
+generator, critic, pre-trained softmax, both Adam states, the noise generator's state and the step — is
+saved there every :attr:`FclswganTrainer.checkpoint_seconds` (atomically), and the finished generator
+replaces it. A re-run picks up at the saved step and, because every draw comes from the saved
+``torch.Generator`` and the batches are the same, ends with bitwise the weights of an uninterrupted run on the
+same machine. The file name is a hash of everything the GAN depends on (the phase's features, labels,
+embeddings and unseen classes, the seed and the GAN hyper-parameters), so a changed input never resumes a
+stale state.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from zsl_scale.core import ClassifierConfig
+from zsl_scale.core import ClassifierConfig, atomic_path
 from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
@@ -26,6 +42,7 @@ from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator,
 # and 200 steps. Pass {"hidden": [4096], "gan_steps": [7000]} on a GPU for the authors' schedule.
 GRID = {"gan_steps": [200], "n_unseen": [300], "epochs": [15], "hidden": [1024]}
 HIDDEN, GP_LAMBDA, CRITIC_STEPS, BATCH, CLS_BETA = 4096, 10.0, 5, 64, 0.1
+STATE_VERSION = 1  # bump when the GAN's training changes, so that old states are not resumed
 
 
 def mlp(n_in: int, n_out: int, hidden: int = HIDDEN, out_relu: bool = False) -> nn.Sequential:
@@ -51,33 +68,75 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, cond: Tensor
 
 
 class FclswganTrainer:
-    """Trains the GAN once per ``(gan_steps, n_unseen)``, then the final softmax for any epoch count."""
+    """Trains the GAN once per ``(gan_steps, n_unseen)``, then the final softmax for any epoch count.
+
+    Attributes:
+        checkpoint_seconds: wall seconds between saved GAN states (when the data names a ``state_dir``).
+        on_checkpoint: called with the step after each saved state (progress; tests interrupt here).
+    """
+
+    checkpoint_seconds: float = 300.0
 
     def __init__(self, data: TrainData, seed: int) -> None:
         self.data, self.seed = data, seed
+        self.on_checkpoint: Callable[[int], None] | None = None
         self.space = torch.as_tensor(sorted({*data.seen.tolist(), *data.unseen.tolist()}), device=data.device)
         lookup = torch.full((data.emb.shape[0],), -1, dtype=torch.long, device=data.device)
         lookup[self.space] = torch.arange(len(self.space), device=data.device)
         self.lookup = lookup
         self.cache: dict[tuple, tuple[Tensor, Tensor]] = {}
 
-    def _pretrained_softmax(self) -> nn.Linear:
+    def _pretrained_softmax(self, saved: dict[str, Tensor] | None = None) -> nn.Linear:
+        """The softmax on real seen features whose cross-entropy steers the generator (frozen)."""
         d = self.data
-        layer = fit_linear_softmax(d.x, self.lookup[d.y], len(self.space), ClassifierConfig(), 5, seed=self.seed + 10)
+        if saved is not None:
+            layer = nn.Linear(d.x.shape[1], len(self.space)).to(d.device)
+            layer.load_state_dict(saved)
+        else:
+            layer = fit_linear_softmax(d.x, self.lookup[d.y], len(self.space), ClassifierConfig(), 5,
+                                       seed=self.seed + 10)
         layer.requires_grad_(False)
         return layer
 
+    def state_path(self, steps: int, hidden: int, lr: float) -> Path | None:
+        """Where this GAN's resumable state lives (None: the data names no ``state_dir``)."""
+        d = self.data
+        if d.state_dir is None:
+            return None
+        h = hashlib.sha256(repr((STATE_VERSION, self.seed, steps, hidden, lr, BATCH, CRITIC_STEPS, GP_LAMBDA,
+                                 CLS_BETA, tuple(int(c) for c in d.unseen))).encode())
+        for t in (d.x, d.y, d.emb):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return Path(d.state_dir) / f"gan-{h.hexdigest()[:20]}.pt"
+
+    def _save(self, path: Path, state: dict[str, Any]) -> None:
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(state, tmp)
+
     def train_gan(self, steps: int, hidden: int = HIDDEN, lr: float = 1e-4) -> nn.Sequential:
-        """``steps`` generator updates, each after :data:`CRITIC_STEPS` critic updates."""
+        """``steps`` generator updates, each after :data:`CRITIC_STEPS` critic updates (resumable, see module doc)."""
         d, dev = self.data, self.data.device
         torch.manual_seed(self.seed)
         gen = generator(self.seed)
         e_dim, x_dim = d.emb.shape[1], d.x.shape[1]
         g = mlp(e_dim * 2, x_dim, hidden, out_relu=True).to(dev)
+        path = self.state_path(steps, hidden, lr)
+        saved = torch.load(path, map_location=dev, weights_only=True) if path is not None and path.exists() else None
+        if saved is not None and saved["step"] >= steps:
+            g.load_state_dict(saved["g"])
+            return g
         critic = mlp(x_dim + e_dim, 1, hidden).to(dev)
         opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999))
-        clf, ce = self._pretrained_softmax(), nn.CrossEntropyLoss()
+        clf, ce = self._pretrained_softmax(saved["clf"] if saved else None), nn.CrossEntropyLoss()
+        start = 0
+        if saved is not None:
+            g.load_state_dict(saved["g"])
+            critic.load_state_dict(saved["critic"])
+            opt_g.load_state_dict(saved["opt_g"])
+            opt_d.load_state_dict(saved["opt_d"])
+            gen.set_state(saved["rng"])
+            start = saved["step"]
         n = d.x.shape[0]
 
         def batch() -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -85,7 +144,8 @@ class FclswganTrainer:
             z = torch.randn((BATCH, e_dim), generator=gen).to(dev)
             return d.x[idx], d.y[idx], d.emb[d.y[idx]], z
 
-        for _ in range(steps):
+        last = time.monotonic()
+        for step in range(start, steps):
             for _ in range(CRITIC_STEPS):
                 real, _, s, z = batch()
                 fake = g(torch.cat([z, s], 1)).detach()
@@ -101,6 +161,15 @@ class FclswganTrainer:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            if path is not None and step + 1 < steps and time.monotonic() - last >= self.checkpoint_seconds:
+                self._save(path, {"step": step + 1, "g": g.state_dict(), "critic": critic.state_dict(),
+                                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                                  "clf": clf.state_dict(), "rng": gen.get_state()})
+                last = time.monotonic()
+                if self.on_checkpoint is not None:
+                    self.on_checkpoint(step + 1)
+        if path is not None:
+            self._save(path, {"step": steps, "g": g.state_dict()})
         return g
 
     @torch.no_grad()

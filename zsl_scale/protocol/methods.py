@@ -47,8 +47,11 @@ class PhaseData:
     unseen: np.ndarray
 
 
-def phase_data(bench: Benchmark, phase: Phase, device: torch.device) -> PhaseData:
-    """Scale features with the phase's training statistics; GFSL shots join the training images."""
+def phase_data(bench: Benchmark, phase: Phase, device: torch.device, state_dir: Path | None = None) -> PhaseData:
+    """Scale features with the phase's training statistics; GFSL shots join the training images.
+
+    ``state_dir``: where a long-training method keeps resumable state (:class:`~zsl_scale.methods.TrainData`).
+    """
     feats = torch.as_tensor(bench.features, dtype=torch.float32)
     scaler = FeatureScaler.fit(feats[torch.as_tensor(phase.train_rows)])
     rows = np.concatenate([phase.train_rows, phase.shot_rows]).astype(np.int64)
@@ -58,7 +61,7 @@ def phase_data(bench: Benchmark, phase: Phase, device: torch.device) -> PhaseDat
 
     emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
     y = torch.as_tensor(bench.labels[rows], dtype=torch.long, device=device)
-    train = TrainData(take(rows), y, emb, unseen=phase.unseen_classes)
+    train = TrainData(take(rows), y, emb, unseen=phase.unseen_classes, state_dir=state_dir)
     return PhaseData(train, take(phase.eval_seen_rows), bench.labels[phase.eval_seen_rows],
                      take(phase.eval_unseen_rows), bench.labels[phase.eval_unseen_rows],
                      phase.seen_classes, phase.unseen_classes)
@@ -116,12 +119,12 @@ def method_threads(n: int | None) -> Iterator[None]:
 
 
 def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
-           log: Log = print) -> dict[str, Any]:
+           log: Log = print, state_dir: Path | None = None) -> dict[str, Any]:
     """Hyper-parameters for GZSL (best validation H) and ZSL (best validation unseen accuracy)."""
     folds = []
     for fold in range(cfg.eval.val_folds):
-        folds.append(_curves(spec, phase_data(bench, make_phase(bench, "val", cfg, shots, cfg.seed, fold), device),
-                             cfg.seed))
+        phase = make_phase(bench, "val", cfg, shots, cfg.seed, fold)
+        folds.append(_curves(spec, phase_data(bench, phase, device, state_dir), cfg.seed))
     mean = [[{k: float(np.mean([f[i][e][k] for f in folds])) for k in folds[0][i][e]}
              for e in range(len(folds[0][i]))] for i in range(len(folds[0]))]
     gzsl, zsl = _best(spec, mean, "H"), _best(spec, mean, "zsl")
@@ -132,11 +135,11 @@ def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, devic
 
 
 def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
-                    log: Log = print) -> tuple[dict[str, Any], dict[str, Any]]:
+                    log: Log = print, state_dir: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
     assert spec.make is not None
     with method_threads(spec.threads):
-        return _evaluate(spec, bench, cfg, shots, device, log)
+        return _evaluate(spec, bench, cfg, shots, device, log, state_dir)
 
 
 @dataclass
@@ -150,15 +153,15 @@ class Selected:
 
 
 def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
-                 log: Log = print) -> Selected:
+                 log: Log = print, state_dir: Path | None = None) -> Selected:
     """Validation → chosen hyper-parameters → fit(s) on ``trainval`` (one more fit when ZSL chose others).
 
     Shared by the reference path (:func:`evaluate_method`) and a benchmark job's methods stage, which scores
     the same fits with the chunked scorer.
     """
     assert spec.make is not None
-    sel = select(spec, bench, cfg, shots, device, log)
-    data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device)
+    sel = select(spec, bench, cfg, shots, device, log, state_dir)
+    data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device, state_dir)
     trainer = spec.make(data.train, cfg.seed)
     fitted = trainer.fit(sel["gzsl"]["hyper"])
     zfit = fitted if sel["zsl"]["hyper"] == sel["gzsl"]["hyper"] else trainer.fit(sel["zsl"]["hyper"])
@@ -166,8 +169,8 @@ def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int,
 
 
 def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
-              log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
-    fit = fit_selected(spec, bench, cfg, shots, device, log)
+              log: Log, state_dir: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    fit = fit_selected(spec, bench, cfg, shots, device, log, state_dir)
     sel, data, fitted = fit.selection, fit.data, fit.gzsl
     test = score_phase(fitted, data)
     if fit.zsl is not fitted:
@@ -182,14 +185,18 @@ def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, de
 
 def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
                bench: Benchmark | None = None) -> list[ResultRecord]:
-    """Evaluate ``spec`` for every shot count of ``cfg.eval.shots``; one results file per setting."""
+    """Evaluate ``spec`` for every shot count of ``cfg.eval.shots``; one results file per setting.
+
+    A method with long training keeps resumable state under ``out_dir/state/<method>`` (f-CLSWGAN's GANs:
+    an interrupted run picks up where it stopped; a finished GAN is reused by a re-run).
+    """
     out, device = Path(out_dir), resolve_device(cfg.device)
     bench = bench or resolve_benchmark(cfg.benchmark)
     atomic_write_text(out / f"config_{spec.name}.yaml", dump_config(cfg))
     records = []
     for shots in dict.fromkeys(cfg.eval.shots):
         t0, c0 = time.perf_counter(), time.process_time()
-        m, sel = evaluate_method(spec, bench, cfg, shots, device, log)
+        m, sel = evaluate_method(spec, bench, cfg, shots, device, log, state_dir=out / "state" / spec.name)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         config = {**cfg.model_dump(mode="json"), "method": {"name": spec.name, "grid": spec.grid}}
         rec = ResultRecord(
