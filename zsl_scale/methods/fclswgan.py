@@ -38,7 +38,7 @@ from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
 # The paper's critic/generator width is 4096 (HIDDEN) and FLO trains ~7,000 generator steps; on two shared CPU
-# cores one 4096-wide step costs ~1 CPU-second (docs/methods.md), so the registry's default schedule is 1024 wide
+# cores one 4096-wide step costs ~3.4 CPU-seconds (docs/methods.md), so the registry's default schedule is 1024 wide
 # and 200 steps. Pass {"hidden": [4096], "gan_steps": [7000]} on a GPU for the authors' schedule.
 GRID = {"gan_steps": [200], "n_unseen": [300], "epochs": [15], "hidden": [1024]}
 HIDDEN, GP_LAMBDA, CRITIC_STEPS, BATCH, CLS_BETA = 4096, 10.0, 5, 64, 0.1
