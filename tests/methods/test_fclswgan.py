@@ -83,3 +83,12 @@ def test_an_interrupted_gan_resumes_to_bitwise_the_uninterrupted_weights(tmp_pat
     paths = {FclswganTrainer(other, 0).state_path(12, 16, 1e-4), FclswganTrainer(_tiny_data(tmp_path), 1).state_path(
         12, 16, 1e-4), state}
     assert len(paths) == 3
+
+
+def test_a_damaged_gan_state_is_one_clear_error(tmp_path) -> None:
+    from zsl_scale.core import DataError
+
+    trainer = FclswganTrainer(_tiny_data(tmp_path), seed=0)
+    trainer.state_path(3, 16, 1e-4).write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="delete it to train this GAN from the start"):
+        trainer.train_gan(3, hidden=16)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zsl_scale.core import ClassifierConfig, atomic_path
+from zsl_scale.core import ClassifierConfig, DataError, atomic_path
 from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
@@ -109,6 +109,14 @@ class FclswganTrainer:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return Path(d.state_dir) / f"gan-{h.hexdigest()[:20]}.pt"
 
+    @staticmethod
+    def _load(path: Path, device: torch.device) -> dict[str, Any]:
+        try:
+            return torch.load(path, map_location=device, weights_only=True)
+        except Exception as exc:  # written by rename, so only a foreign or damaged file lands here
+            raise DataError(f"cannot read the saved GAN state {path} ({type(exc).__name__}: {exc}); "
+                            "delete it to train this GAN from the start") from exc
+
     def _save(self, path: Path, state: dict[str, Any]) -> None:
         with atomic_path(path, suffix=".pt") as tmp:
             torch.save(state, tmp)
@@ -121,7 +129,7 @@ class FclswganTrainer:
         e_dim, x_dim = d.emb.shape[1], d.x.shape[1]
         g = mlp(e_dim * 2, x_dim, hidden, out_relu=True).to(dev)
         path = self.state_path(steps, hidden, lr)
-        saved = torch.load(path, map_location=dev, weights_only=True) if path is not None and path.exists() else None
+        saved = self._load(path, dev) if path is not None and path.exists() else None
         if saved is not None and saved["step"] >= steps:
             g.load_state_dict(saved["g"])
             return g
