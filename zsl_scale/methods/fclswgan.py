@@ -7,11 +7,11 @@ batch 64, plus β × the cross-entropy of a softmax pre-trained on real seen fea
 FLO value). Then ``n_unseen`` features per unseen class are generated and a softmax classifier over
 seen ∪ unseen trains on real seen + generated unseen features; its epochs are chosen on validation.
 
-Why the schedule is shorter than the authors' (~80 epochs ≈ 7,000 generator steps on FLO): two shared
-CPU cores. ``gan_steps`` is a hyper-parameter of the grid (see docs/methods.md for what it costs and
-what it gives); the classifier over generated features is where validation selects.
+Why the default schedule is shorter than the authors' (~80 epochs ≈ 7,000 generator steps on FLO, 4096
+wide): CPU cores. ``gan_steps`` and ``hidden`` are hyper-parameters of the grid (docs/methods.md: what
+they cost and what they give); the classifier over generated features is where validation selects.
 
-Resume: the GAN is the one long stage of this method (the authors' schedule is ~45 min per GAN on two CPU
+Resume: the GAN is the one long stage of this method (the authors' schedule is hours per GAN on two CPU
 cores, three GANs per seed). When the phase's data names a ``state_dir``, the full training state —
 generator, critic, pre-trained softmax, both Adam states, the noise generator's state and the step — is
 saved there every :attr:`FclswganTrainer.checkpoint_seconds` (atomically), and the finished generator
@@ -37,10 +37,11 @@ from zsl_scale.core import ClassifierConfig, DataError, atomic_path
 from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
-# The paper's critic/generator width is 4096 (HIDDEN) and FLO trains ~7,000 generator steps; on two shared CPU
-# cores one 4096-wide step costs ~3.4 CPU-seconds (docs/methods.md), so the registry's default schedule is 1024 wide
-# and 200 steps. Pass {"hidden": [4096], "gan_steps": [7000]} on a GPU for the authors' schedule.
-GRID = {"gan_steps": [200], "n_unseen": [300], "epochs": [15], "hidden": [1024]}
+# The paper's critic/generator width is 4096 (HIDDEN) and FLO trains ~7,000 generator steps; on two CPU cores one
+# 4096-wide step at Flowers' shapes costs ~2.5 CPU-seconds (docs/methods.md), so the registry's default schedule is
+# 1024 wide and 1,000 steps (~20 CPU-min per Flowers seed; 200 steps gave H 5, 1,000 give H 44 there) with the
+# authors' 1,200 generated features per unseen class. On a GPU: {"hidden": [4096], "gan_steps": [7000]}.
+GRID = {"gan_steps": [1000], "n_unseen": [1200], "epochs": [15], "hidden": [1024]}
 HIDDEN, GP_LAMBDA, CRITIC_STEPS, BATCH, CLS_BETA = 4096, 10.0, 5, 64, 0.1
 STATE_VERSION = 1  # bump when the GAN's training changes, so that old states are not resumed
 
