@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zsl_scale.core import ClassifierConfig, DataError, atomic_path
+from zsl_scale.core import ClassifierConfig, DataError, atomic_path, load_torch_file
 from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
@@ -112,11 +112,10 @@ class FclswganTrainer:
 
     @staticmethod
     def _load(path: Path, device: torch.device) -> dict[str, Any]:
-        try:
-            return torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:  # written by rename, so only a foreign or damaged file lands here
-            raise DataError(f"cannot read the saved GAN state {path} ({type(exc).__name__}: {exc}); "
-                            "delete it to train this GAN from the start") from exc
+        try:  # written by rename, so only a foreign or damaged file fails here
+            return load_torch_file(path, "saved GAN state", map_location=device)
+        except DataError as exc:
+            raise DataError(f"{exc}; delete it to train this GAN from the start") from None
 
     def _save(self, path: Path, state: dict[str, Any]) -> None:
         with atomic_path(path, suffix=".pt") as tmp:
