@@ -62,6 +62,7 @@ def _worker(rank: int, world: int, sync: bool, args: argparse.Namespace, port: i
     if rank == 0:
         out.put({k: 1000 * v / args.steps for k, v in spent.items()})
     if world > 1:
+        dist.barrier()  # leave together (see distributed.trainer._spawned)
         dist.destroy_process_group()
 
 

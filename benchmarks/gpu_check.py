@@ -99,6 +99,7 @@ def _ddp_worker(rank: int, world: int, port: int, device: str, steps: int, out: 
         torch.cuda.synchronize()
     if rank == 0:
         Path(out).write_text(json.dumps({"seconds": time.perf_counter() - t0, "world": world}))
+    dist.barrier()  # leave together (see distributed.trainer._spawned)
     dist.destroy_process_group()
 
 

@@ -99,6 +99,7 @@ def _spawned(rank: int, port: int, bank, out: str) -> None:
     linear, history = train_classifier(bank, CFG, epochs=2, mode="dynamic", seed=3, rank=rank, world=2)
     if rank == 0:
         torch.save({"w": linear.weight.detach(), "h": history}, out)
+    dist.barrier()  # leave together (see distributed.trainer._spawned)
     dist.destroy_process_group()
 
 

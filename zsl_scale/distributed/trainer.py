@@ -265,6 +265,9 @@ def _spawned(rank: int, world: int, port: int, job: VaeJob, driver: dict[str, An
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         fit_local(job, rank, world)
+        # Leave together: a rank that tears gloo down and exits while a peer still writes files has
+        # aborted ("terminate called without an active exception") on a loaded CI machine.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
