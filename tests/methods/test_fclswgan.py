@@ -36,14 +36,14 @@ def test_gradient_penalty_matches_autograd_per_sample_on_an_mlp() -> None:
     assert critic[0].weight.grad is not None and critic[0].weight.grad.abs().sum() > 0
 
 
-def _tiny_data(state_dir=None):
+def _tiny_data(state_dir=None, log=None):
     from zsl_scale.methods.base import TrainData
 
     gen = torch.Generator().manual_seed(3)
     y = torch.arange(4).repeat_interleave(10)
     emb = torch.rand(6, 5, generator=gen)
     x = torch.rand(40, 7, generator=gen) + y[:, None].float()
-    return TrainData(x, y, emb, unseen=np.array([4, 5]), state_dir=state_dir)
+    return TrainData(x, y, emb, unseen=np.array([4, 5]), state_dir=state_dir, log=log)
 
 
 class _Stop(Exception):
@@ -62,11 +62,12 @@ def test_an_interrupted_gan_resumes_to_bitwise_the_uninterrupted_weights(tmp_pat
     (state,) = tmp_path.glob("gan-*.pt")
     assert torch.load(state, weights_only=True)["step"] == 5
 
-    steps = []
-    second = FclswganTrainer(_tiny_data(tmp_path), seed=0)
+    steps, said = [], []
+    second = FclswganTrainer(_tiny_data(tmp_path, said.append), seed=0)
     second.checkpoint_seconds, second.on_checkpoint = 0.0, steps.append
     resumed = second.train_gan(12, hidden=16)
     assert steps[0] == 6  # picked up after step 5, not from scratch
+    assert said[0].startswith("GAN (12 steps, 16 wide): resuming at step 5; state every 0 s in ")
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
@@ -92,3 +93,20 @@ def test_a_damaged_gan_state_is_one_clear_error(tmp_path) -> None:
     trainer.state_path(3, 16, 1e-4).write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="delete it to train this GAN from the start"):
         trainer.train_gan(3, hidden=16)
+
+
+def test_the_gan_reports_progress_without_changing_its_weights(tmp_path) -> None:
+    torch.set_num_threads(1)
+    silent = FclswganTrainer(_tiny_data(), seed=0).train_gan(4, hidden=16)
+    lines: list[str] = []
+    talking = FclswganTrainer(_tiny_data(tmp_path, lines.append), seed=0)
+    talking.progress_seconds = 0.0  # a line after every step
+    g = talking.train_gan(4, hidden=16)
+    for a, b in zip(silent.state_dict().values(), g.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # reading the losses for the log draws no random numbers
+    assert lines[0].startswith("GAN (4 steps, 16 wide): training; state every 300 s in ")
+    steps = [line for line in lines if line.startswith("GAN step ")]
+    assert [s.split()[2] for s in steps] == ["1/4", "2/4", "3/4", "4/4"]
+    assert steps[-1].endswith("ETA 00:00:00") and " s/step " in steps[-1]
+    FclswganTrainer(_tiny_data(tmp_path, lines.append), seed=0).train_gan(4, hidden=16)
+    assert lines[-1].startswith("GAN (4 steps, 16 wide): reusing the finished generator ")

@@ -30,6 +30,7 @@ _EXPORTS = {
     "capture": "provenance",
     "dump_config": "config",
     "dumps_json": "io",
+    "format_eta": "progress",
     "init_ray": "raysession",
     "iter_batches": "shards",
     "lazy_exports": "exports",
@@ -73,6 +74,7 @@ __all__ = [
     "claim_config",
     "dump_config",
     "dumps_json",
+    "format_eta",
     "init_ray",
     "iter_batches",
     "lazy_exports",
@@ -122,7 +124,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         sha256_json,
     )
     from zsl_scale.core.paths import PACKAGE_DATA, PACKAGE_ROOT, cache_dir, shared_data_dir
-    from zsl_scale.core.progress import ProgressReporter
+    from zsl_scale.core.progress import ProgressReporter, format_eta
     from zsl_scale.core.provenance import capture
     from zsl_scale.core.raysession import init_ray
     from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock

@@ -12,7 +12,8 @@ import time
 from typing import IO, Any
 
 
-def _fmt_eta(seconds: float) -> str:
+def format_eta(seconds: float) -> str:
+    """``hh:mm:ss`` for a remaining time; ``--:--:--`` when unknown (no rate yet)."""
     if seconds != seconds or seconds == float("inf"):  # NaN or unknown
         return "--:--:--"
     s = int(seconds)
@@ -101,6 +102,6 @@ class ProgressReporter:
         rate = self.rate
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        tail = "done" if final else f"ETA {_fmt_eta(left)}"
+        tail = "done" if final else f"ETA {format_eta(left)}"
         counts = f"{self.done}/{self.total} {self.unit} ({pct:.1f}%)"
         print(f"{self.label}: {counts}, {rate:.1f} {self.unit}/s, {tail}", file=self.stream, flush=True)

@@ -37,6 +37,8 @@ class TrainData:
             synthesise features (the phase's unseen classes; never their images).
         state_dir: where a method whose training can outlast a session (f-CLSWGAN's GAN) keeps resumable
             state; None: it trains in one go and keeps nothing.
+        log: where such a method reports progress (a CPU GAN runs for hours; silence between checkpoints
+            looks like a hang); None: silent.
     """
 
     x: Tensor
@@ -44,6 +46,7 @@ class TrainData:
     emb: Tensor
     unseen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     state_dir: Path | None = None
+    log: Callable[[str], None] | None = None
 
     @property
     def seen(self) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zsl_scale.core import ClassifierConfig, DataError, atomic_path, load_torch_file
+from zsl_scale.core import ClassifierConfig, DataError, atomic_path, format_eta, load_torch_file
 from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
@@ -73,10 +73,12 @@ class FclswganTrainer:
 
     Attributes:
         checkpoint_seconds: wall seconds between saved GAN states (when the data names a ``state_dir``).
+        progress_seconds: wall seconds between progress lines (when the data names a ``log``).
         on_checkpoint: called with the step after each saved state (progress; tests interrupt here).
     """
 
     checkpoint_seconds: float = 300.0
+    progress_seconds: float = 60.0
 
     def __init__(self, data: TrainData, seed: int) -> None:
         self.data, self.seed = data, seed
@@ -132,6 +134,7 @@ class FclswganTrainer:
         saved = self._load(path, dev) if path is not None and path.exists() else None
         if saved is not None and saved["step"] >= steps:
             g.load_state_dict(saved["g"])
+            self._say(f"GAN ({steps} steps, {hidden} wide): reusing the finished generator {path}")
             return g
         critic = mlp(x_dim + e_dim, 1, hidden).to(dev)
         opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -152,7 +155,9 @@ class FclswganTrainer:
             z = torch.randn((BATCH, e_dim), generator=gen).to(dev)
             return d.x[idx], d.y[idx], d.emb[d.y[idx]], z
 
-        last = time.monotonic()
+        where = f"; state every {self.checkpoint_seconds:.0f} s in {path}" if path is not None else ""
+        self._say(f"GAN ({steps} steps, {hidden} wide): {f'resuming at step {start}' if start else 'training'}{where}")
+        last = shown = t0 = time.monotonic()
         for step in range(start, steps):
             for _ in range(CRITIC_STEPS):
                 real, _, s, z = batch()
@@ -169,6 +174,11 @@ class FclswganTrainer:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            now = time.monotonic()
+            if self.data.log is not None and (now - shown >= self.progress_seconds or step + 1 == steps):
+                shown, rate = now, (now - t0) / (step + 1 - start)
+                self._say(f"GAN step {step + 1}/{steps}  critic {loss_d.item():.3f}  G {loss_g.item():.3f}  "
+                          f"{rate:.2f} s/step  ETA {format_eta(rate * (steps - step - 1))}")
             if path is not None and step + 1 < steps and time.monotonic() - last >= self.checkpoint_seconds:
                 self._save(path, {"step": step + 1, "g": g.state_dict(), "critic": critic.state_dict(),
                                   "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
@@ -179,6 +189,10 @@ class FclswganTrainer:
         if path is not None:
             self._save(path, {"step": steps, "g": g.state_dict()})
         return g
+
+    def _say(self, msg: str) -> None:
+        if self.data.log is not None:
+            self.data.log(msg)
 
     @torch.no_grad()
     def synthesize(self, g: nn.Sequential, n_per_class: int) -> tuple[Tensor, Tensor]:

@@ -47,10 +47,12 @@ class PhaseData:
     unseen: np.ndarray
 
 
-def phase_data(bench: Benchmark, phase: Phase, device: torch.device, state_dir: Path | None = None) -> PhaseData:
+def phase_data(bench: Benchmark, phase: Phase, device: torch.device, state_dir: Path | None = None,
+               log: Log | None = None) -> PhaseData:
     """Scale features with the phase's training statistics; GFSL shots join the training images.
 
-    ``state_dir``: where a long-training method keeps resumable state (:class:`~zsl_scale.methods.TrainData`).
+    ``state_dir``, ``log``: where a long-training method keeps resumable state and reports progress
+    (:class:`~zsl_scale.methods.TrainData`).
     """
     feats = torch.as_tensor(bench.features, dtype=torch.float32)
     scaler = FeatureScaler.fit(feats[torch.as_tensor(phase.train_rows)])
@@ -61,7 +63,7 @@ def phase_data(bench: Benchmark, phase: Phase, device: torch.device, state_dir: 
 
     emb = torch.as_tensor(bench.class_embeddings, dtype=torch.float32).to(device)
     y = torch.as_tensor(bench.labels[rows], dtype=torch.long, device=device)
-    train = TrainData(take(rows), y, emb, unseen=phase.unseen_classes, state_dir=state_dir)
+    train = TrainData(take(rows), y, emb, unseen=phase.unseen_classes, state_dir=state_dir, log=log)
     return PhaseData(train, take(phase.eval_seen_rows), bench.labels[phase.eval_seen_rows],
                      take(phase.eval_unseen_rows), bench.labels[phase.eval_unseen_rows],
                      phase.seen_classes, phase.unseen_classes)
@@ -103,6 +105,11 @@ def _best(spec: MethodSpec, mean: list[list[dict[str, float]]], key: str) -> dic
     return {"hyper": hp, f"val_{key}": val}
 
 
+def _tagged(log: Log, spec: MethodSpec, shots: int, phase: str) -> Log:
+    """``log`` with the method, setting and phase in front (a method's own progress lines)."""
+    return lambda msg: log(f"[{spec.display} {setting_name(shots)} {phase}] {msg}")
+
+
 @contextmanager
 def method_threads(n: int | None) -> Iterator[None]:
     """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count.
@@ -124,7 +131,8 @@ def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, devic
     folds = []
     for fold in range(cfg.eval.val_folds):
         phase = make_phase(bench, "val", cfg, shots, cfg.seed, fold)
-        folds.append(_curves(spec, phase_data(bench, phase, device, state_dir), cfg.seed))
+        tagged = _tagged(log, spec, shots, f"validation fold {fold}")
+        folds.append(_curves(spec, phase_data(bench, phase, device, state_dir, tagged), cfg.seed))
     mean = [[{k: float(np.mean([f[i][e][k] for f in folds])) for k in folds[0][i][e]}
              for e in range(len(folds[0][i]))] for i in range(len(folds[0]))]
     gzsl, zsl = _best(spec, mean, "H"), _best(spec, mean, "zsl")
@@ -161,7 +169,8 @@ def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int,
     """
     assert spec.make is not None
     sel = select(spec, bench, cfg, shots, device, log, state_dir)
-    data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device, state_dir)
+    data = phase_data(bench, make_phase(bench, "test", cfg, shots, cfg.seed), device, state_dir,
+                      _tagged(log, spec, shots, "trainval"))
     trainer = spec.make(data.train, cfg.seed)
     fitted = trainer.fit(sel["gzsl"]["hyper"])
     zfit = fitted if sel["zsl"]["hyper"] == sel["gzsl"]["hyper"] else trainer.fit(sel["zsl"]["hyper"])
