@@ -197,7 +197,7 @@ def run_validation(ctx: StageContext) -> list[Path]:
                           "stage chooses it (remove the setting)")
     bench = load_job_benchmark(ctx, cfg.get("features", "features"))
     device = resolve_device(cfg.get("device", "auto"))
-    chosen = validate(bench, run_cfg, [0], device, log=lambda m: print(f"[{ctx.spec.name}] {m}", flush=True))[0]
+    chosen = validate(bench, run_cfg, [0], device, log=ctx.log)[0]
     atomic_write_json(ctx.out_dir / "run_config.json", run_cfg.model_dump(mode="json"))
     atomic_write_json(ctx.out_dir / "selection.json", chosen)
     return [ctx.out_dir / "run_config.json", ctx.out_dir / "selection.json"]

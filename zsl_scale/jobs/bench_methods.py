@@ -76,7 +76,7 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
     from zsl_scale.results import Metrics, ResultRecord, write_result
 
     spec = get_method(name)
-    log = lambda m: print(f"[{ctx.spec.name}] {m}", flush=True)  # noqa: E731
+    log = ctx.log
     t0, c0 = time.perf_counter(), time.process_time()
     where = ctx.config.get("device", "auto")
     with method_threads(spec.threads):

@@ -171,7 +171,7 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
         return finished
     t0, c0 = time.perf_counter(), time.process_time()
     with method_threads(spec.threads):
-        say = lambda m: print(f"[{ctx.spec.name}] [{spec.display}] {m}", flush=True)  # noqa: E731
+        say = lambda m: ctx.log(f"[{spec.display}] {m}")  # noqa: E731
         fitted = spec.make(replace(data, state_dir=ctx.out_dir / "state" / spec.name, log=say), seed).fit(hyper)
         table = class_table(fitted, np.arange(len(label_space)), label_space)
         stats = scaler.torch_stats(data.device)

@@ -68,6 +68,10 @@ class StageContext:
     def config(self) -> dict[str, Any]:
         return self.spec.config
 
+    def log(self, msg: str) -> None:
+        """One line of this stage's progress on stdout, tagged with the stage's name (batch logs interleave stages)."""
+        print(f"[{self.spec.name}] {msg}", flush=True)
+
     def path(self, value: str | Path) -> Path:
         """Resolve a config path: ``@stage/rel`` (an earlier stage's folder), ``shared:rel`` (the shared
         data folder, :func:`zsl_scale.core.paths.shared_data_dir`), absolute, or relative to the job file."""

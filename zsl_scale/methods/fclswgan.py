@@ -179,7 +179,7 @@ class FclswganTrainer:
                 shown, rate = now, (now - t0) / (step + 1 - start)
                 self._say(f"GAN step {step + 1}/{steps}  critic {loss_d.item():.3f}  G {loss_g.item():.3f}  "
                           f"{rate:.2f} s/step  ETA {format_eta(rate * (steps - step - 1))}")
-            if path is not None and step + 1 < steps and time.monotonic() - last >= self.checkpoint_seconds:
+            if path is not None and step + 1 < steps and now - last >= self.checkpoint_seconds:
                 self._save(path, {"step": step + 1, "g": g.state_dict(), "critic": critic.state_dict(),
                                   "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                                   "clf": clf.state_dict(), "rng": gen.get_state()})
