@@ -2,7 +2,7 @@
 
 The first stage of the pipeline. A run's *resolved* configuration (defaults ← YAML file ← CLI
 overrides) is saved beside its results and hashed into them, so any number can be traced back to the
-exact settings that produced it. Defaults are the paper's hyper-parameters (DESIGN.md §1).
+exact settings that produced it. Defaults are the paper's hyper-parameters (docs/design.md §1).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Ramp(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """VAE optimisation settings; defaults are the paper's (DESIGN.md §1, the authors' code's values).
+    """VAE optimisation settings; defaults are the paper's (docs/design.md §1, the authors' code's values).
 
     β: 0 → 0.25 over epochs 0-93; γ (cross-reconstruction): 0 → 2.37 over epochs 21-75; δ (distribution
     alignment): 0 → 8.13 over epochs 6-22. ``variant`` switches the alignment terms off: ``ca`` has no

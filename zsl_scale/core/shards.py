@@ -1,6 +1,6 @@
 """Sharded parquet outputs with a manifest: crash-safe writing, resume, and streaming reads.
 
-Feature sets and latent sets share one on-disk contract (DESIGN.md §2): a folder of
+Feature sets and latent sets share one on-disk contract (docs/design.md §2): a folder of
 ``part-NNNNN.parquet`` shards plus ``manifest.json``. Shard *i* always holds the same rows, because
 rows are assigned to shards from a sorted input list; so a re-run can skip every shard the manifest
 lists with a matching sha256, a crash loses only the shards in flight, and an interrupted run resumed

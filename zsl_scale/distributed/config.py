@@ -41,7 +41,7 @@ class ScaleSettings(BaseModel):
 class DataPaths(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    features: str | None = None  # folder of parquet feature shards (DESIGN.md §2)
+    features: str | None = None  # folder of parquet feature shards (docs/design.md §2)
     embeddings: str | None = None  # parquet: wnid + embedding vector
 
 

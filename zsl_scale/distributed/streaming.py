@@ -1,6 +1,6 @@
 """Streaming (image feature, class embedding) pairs from parquet feature shards, for data-parallel training.
 
-Reads the feature-shard contract of DESIGN.md §2 (``image_id``, ``wnid``, ``feature`` as
+Reads the feature-shard contract of docs/design.md §2 (``image_id``, ``wnid``, ``feature`` as
 ``fixed_size_list<float16|float32>[D]``, optional ``manifest.json``) with memory bounded independently
 of the dataset size: only a few row-group blocks per stream are ever decoded at once.
 

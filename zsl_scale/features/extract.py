@@ -1,6 +1,6 @@
 """Feature extraction on Ray Data: sharded, resumable, deterministic.
 
-Pipeline (DESIGN.md §4-5): the driver lists the input and assigns images to shards from the sorted
+Pipeline (docs/design.md §4-5): the driver lists the input and assigns images to shards from the sorted
 list; CPU tasks read and decode *chunks* of ``batch_size`` images; a pool of model actors (each loads
 the backbone once, on a GPU when the cluster has one) turns every chunk into one forward pass; the
 driver gathers chunks until a shard is complete and writes it atomically, updating the manifest.

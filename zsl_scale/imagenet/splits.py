@@ -12,7 +12,7 @@ Every split is a set of ImageNet-21K (fall 2011) classes outside the 1K ILSVRC-2
 A second, reference set holds Xian et al.'s own nine lists, named ``xian2018/<split>``
 (:mod:`zsl_scale.imagenet.xian`): copied unchanged, pinned by sha256, never recomputed.
 
-On disk (DESIGN §2, one directory per split so that splits built at different times, e.g. M/L once a
+On disk (docs/design.md §2, one directory per split so that splits built at different times, e.g. M/L once a
 count table exists, never rewrite each other's manifest)::
 
     <root>/<set>/<split>/<split>.txt      one wnid per line, sorted (<set>: imagenet21k or xian2018)

@@ -1,6 +1,6 @@
 """CADA-VAE: one VAE per modality, aligned by cross-reconstruction (CA) and distribution alignment (DA).
 
-Exactly the paper's model (Schönfeld et al., CVPR 2019) as detailed in DESIGN.md §1, generalised to
+Exactly the paper's model (Schönfeld et al., CVPR 2019) as detailed in docs/design.md §1, generalised to
 M ≥ 2 modalities:
 
     L = Σ_i |x_i − D_i(z_i)|  +  β Σ_i KL_i  +  γ Σ_i Σ_{j≠i} |x_j − D_j(z_i)|  +  δ Σ_{i<j} W_ij
@@ -64,7 +64,7 @@ class ModelConfig(BaseModel):
 
 
 def paper_config(image_dim: int, class_dim: int, imagenet: bool = False, **overrides) -> ModelConfig:
-    """The paper's architecture (DESIGN.md §1): 64-d latent on small benchmarks, 128-d on ImageNet.
+    """The paper's architecture (docs/design.md §1): 64-d latent on small benchmarks, 128-d on ImageNet.
 
     Small benchmarks: image encoder 1560, image decoder 1660, class encoder 1450, class decoder 665
     (the authors' code; the paper says 660). ImageNet: two hidden layers per encoder, image decoder

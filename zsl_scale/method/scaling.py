@@ -1,6 +1,6 @@
 """Min-max scaling of image features for the ImageNet (streaming) path, fit on training shards only.
 
-DESIGN §1: features are min-max scaled per dimension with statistics of the *training* split only (the
+docs/design.md §1: features are min-max scaled per dimension with statistics of the *training* split only (the
 authors' early code fit a scaler on each test split — a leak). The small-benchmark path fits the same
 class in memory (:meth:`FeatureScaler.fit`); the streaming path fits it over shards:
 

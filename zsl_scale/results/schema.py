@@ -1,7 +1,7 @@
 """The results file: one JSON per (dataset, split, method, seed), with full provenance.
 
 The leaderboard is built from these files only, so each one must say everything needed to trust and
-reproduce its numbers (DESIGN.md §2): metrics, the resolved config and its hash, the hashes of the
+reproduce its numbers (docs/design.md §2): metrics, the resolved config and its hash, the hashes of the
 split and feature manifests, seeds, package versions, git commit, date and device.
 """
 

@@ -7,7 +7,7 @@ baseline's class table, with image features mapped to its query vectors on the f
 :class:`ScoreInputs` and call :func:`score_splits`, so every method is ranked by the same chunked scorer over the
 same search spaces with the same per-class means.
 
-For each split the search space is the GZSL label space of DESIGN §1 (the seen classes, then the
+For each split the search space is the GZSL label space of docs/design.md §1 (the seen classes, then the
 split's classes; :func:`zsl_scale.scoring.score.gzsl_search_space`). Images whose class is outside that space
 are not scored for that split (they belong to other splits). S is the per-class mean top-1 over the
 images of the training classes, U over the images of the unseen classes (the split's classes and any

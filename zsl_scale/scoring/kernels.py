@@ -4,7 +4,7 @@ The full logit matrix of an ImageNet "All" evaluation (12.9M images × 21.8K cla
 so logits only ever exist as one ``query_chunk × class_chunk`` block per worker. On CPU each worker
 thread runs a single-threaded MKL sgemm into a reused block and reduces it with numpy's SIMD
 ``argmax`` (≈0.13 ns per logit here, against ≈2 ns for ``torch.max(dim=1)``, which measured
-argmax-bound in DESIGN §6); one worker per core keeps both the sgemm and the reduction parallel.
+argmax-bound in docs/design.md §6); one worker per core keeps both the sgemm and the reduction parallel.
 
 Ranking rule (identical to dense scoring, and relied on by the tests): classes are ordered by logit
 descending, ties broken by the **lowest class index**. ``numpy.argmax``/``torch.max`` return the first

@@ -2,7 +2,7 @@
 
 Inputs are a *class table* (one row per class of the search space: a linear classifier's weights and
 bias, or class prototypes) and a stream of query vectors (test latents from parquet shards). Outputs are
-per-class hit/total accumulators, from which the per-class mean top-1/top-k of DESIGN §1 follow.
+per-class hit/total accumulators, from which the per-class mean top-1/top-k of docs/design.md §1 follow.
 
 Why this shape:
 - The logit matrix never exists: :mod:`zsl_scale.scoring.kernels` works block by block.
@@ -215,7 +215,7 @@ def score_stream(scorer: Scorer, batches: Iterable[tuple[np.ndarray, np.ndarray]
 def iter_parquet_batches(paths: Sequence[str | Path], class_ids: Sequence[str], batch_rows: int = 65536,
                          feature_column: str = "feature", label_column: str = "wnid", skip_outside: bool = False,
                          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream ``(float32 [n, D] features, label rows)`` from parquet shards (DESIGN §2 schema).
+    """Stream ``(float32 [n, D] features, label rows)`` from parquet shards (docs/design.md §2 schema).
 
     Only ``batch_rows`` rows are in memory at a time; float16 features are widened here. A row whose
     label is not in ``class_ids`` (the search space) is a :class:`DataError`, or is dropped with
