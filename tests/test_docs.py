@@ -26,3 +26,23 @@ def test_every_cited_docs_section_exists() -> None:
     for doc, section in sorted(cited):
         headings = (ROOT / "docs" / doc).read_text(encoding="utf-8").splitlines()
         assert any(h.startswith(f"## {section}. ") for h in headings), f"docs/{doc} has no section {section}"
+
+
+def test_demo_reference_is_the_measured_row_docs_quote() -> None:
+    from zsl_scale.cli.benchmark import FULL_PROTOCOL_FLO, full_protocol_reference
+
+    method = (ROOT / "docs" / "method.md").read_text(encoding="utf-8")
+    table_b = method[method.index("### Tables (b) and (c)"):]
+    row = next(line for line in table_b.splitlines() if line.startswith("| GZSL |"))
+    cells = [c.strip().strip("*") for c in row.strip("|").split("|")]
+    n, mean, sd = full_protocol_reference()
+    quoted = f"{mean:.1f} ± {sd:.1f}"
+    assert cells[3] == quoted and cells[4].split() == [f"{h:.1f}" for h in _per_seed(FULL_PROTOCOL_FLO)]
+    assert n == len(cells[4].split())
+    assert f"H {quoted}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _per_seed(path: Path) -> list[float]:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))["H"]
