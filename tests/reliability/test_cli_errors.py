@@ -192,3 +192,32 @@ def test_untrusted_images_bounded_with_stable_reasons():
         except Exception as exc:  # PIL's own error type
             reasons.add(skip_reason(exc))
     assert len(reasons) == 1 and "0x" not in next(iter(reasons)) and "<image bytes>" in next(iter(reasons))
+
+
+def test_a_corrupt_image_is_skipped_but_a_bug_is_not(tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    from zsl_scale.features import inputs
+    from zsl_scale.features.backbones import Preprocess
+
+    spec = Preprocess(8, 8, "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    jpeg = io.BytesIO()
+    Image.effect_noise((64, 48), 40).convert("RGB").save(jpeg, format="JPEG")
+    good, corrupt = tmp_path / "good.jpg", tmp_path / "corrupt.jpg"
+    good.write_bytes(jpeg.getvalue())
+    corrupt.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])  # a truncated JPEG
+    img, reason = inputs.load_image(["a", str(good), -1, -1], spec)
+    assert img is not None and img.shape == (8, 8, 3) and reason == ""
+    img, reason = inputs.load_image(["b", str(corrupt), -1, -1], spec)
+    assert img is None and reason.startswith("OSError: image file is truncated")
+
+    def buggy(image, spec):
+        raise TypeError("a bug in preprocessing")
+
+    monkeypatch.setattr(inputs, "preprocess_image", buggy)
+    with pytest.raises(TypeError, match="a bug in preprocessing"):
+        inputs.load_image(["a", str(good), -1, -1], spec)
+    img, reason = inputs.load_image(["b", str(corrupt), -1, -1], spec)  # still skipped, before preprocessing
+    assert img is None and reason.startswith("OSError")

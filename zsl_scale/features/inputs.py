@@ -231,10 +231,26 @@ def skip_reason(exc: BaseException) -> str:
 def load_image(row: list[str | int], spec: Preprocess) -> tuple[np.ndarray | None, str]:
     """Decode one :meth:`ImageRef.to_row`; a bad image gives ``(None, reason)`` instead of raising.
 
-    Corrupt or unreadable images must never abort a 14M-image job: they are counted and listed.
+    Corrupt or unreadable images must never abort a 14M-image job: they are counted and listed. Only
+    what a bad *input* raises is caught (:func:`decode_errors`); any other exception is a bug in this code
+    and propagates, so it fails the job instead of turning every image into "skipped".
     """
     _, path, offset, size = row
     try:
         return decode_image(read_bytes(str(path), int(offset), int(size)), spec), ""
-    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, ValueError, ...)
+    except decode_errors() as exc:
         return None, skip_reason(exc)
+
+
+def decode_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this file is not a readable image", as PIL and the reads above raise them.
+
+    ``OSError`` (PIL's ``UnidentifiedImageError``, truncated or broken data, an unreadable file or tar
+    member), ``ValueError`` (PIL's bad modes or sizes, and :class:`ImageRejected`), PIL's
+    ``DecompressionBombError``, and ``SyntaxError`` / ``EOFError`` (how PIL's format plugins report
+    malformed or short data). Corrupting real JPEG/PNG/GIF/BMP/TIFF/WebP bytes at random raised only
+    these types (tests/reliability/test_cli_errors.py).
+    """
+    from PIL import Image
+
+    return OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError
