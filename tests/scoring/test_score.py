@@ -77,6 +77,43 @@ def test_faiss_backend_agrees_without_ties() -> None:
     np.testing.assert_array_equal(res.indices, ref_i)
 
 
+def test_faiss_scorer_builds_its_index_once_and_no_chunked_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    from zsl_scale.scoring import score as score_module
+
+    built: list[int] = []
+    real = faiss.IndexFlatIP
+
+    def counting(dim: int):  # the index class, counting constructions
+        built.append(dim)
+        return real(dim)
+
+    def no_kernel(*args, **kwargs):  # its start-up bf16/fp32 timing is wasted work on the faiss path
+        raise AssertionError("the faiss backend built a chunked kernel")
+
+    monkeypatch.setattr(faiss, "IndexFlatIP", counting)
+    monkeypatch.setattr(score_module, "ChunkedKernel", no_kernel)
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((90, 16), dtype=np.float32)
+    w, b = rng.standard_normal((50, 16), dtype=np.float32), rng.standard_normal(50, dtype=np.float32)
+    _, ref_i = dense_topk(q, w, b, 1)
+    with Scorer(linear_table([str(i) for i in range(50)], w, b), device="cpu", backend="faiss") as scorer:
+        got = np.concatenate([scorer.score(q[lo:lo + 30]).indices for lo in range(0, 90, 30)])
+    np.testing.assert_array_equal(got, ref_i)
+    assert built == [17]  # one index for three batches; the bias is its 17th coordinate
+
+
+def test_scorer_context_manager_stops_the_workers() -> None:
+    rng = np.random.default_rng(4)
+    q, w = rng.standard_normal((64, 8), dtype=np.float32), rng.standard_normal((40, 8), dtype=np.float32)
+    with Scorer(prototype_table([str(i) for i in range(40)], w), device="cpu", threads=2, query_chunk=16,
+                precision="fp32") as scorer:
+        scorer.score(q)
+        assert scorer.kernel is not None and scorer.kernel._pool is not None
+    assert scorer.kernel._pool is None
+
+
 def test_streaming_lse_matches_torch() -> None:
     rng = np.random.default_rng(3)
     q = 4 * rng.standard_normal((120, 8), dtype=np.float32)

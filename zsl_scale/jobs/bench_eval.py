@@ -111,11 +111,8 @@ def _score(classifier: Path, latents: list[Path], image_ids: set[str], device: s
 
     saved = load_torch_file(classifier, "classifier")
     table = linear_table(saved["wnids"], saved["weight"].numpy(), saved["bias"].numpy())
-    scorer = Scorer(table, k=1, device=device)
-    try:
+    with Scorer(table, k=1, device=device) as scorer:
         return table, score_stream(scorer, test_batches(latents, list(table.class_ids), image_ids))
-    finally:
-        scorer.close()
 
 
 def run_bench_score(ctx: StageContext) -> list[Path]:

@@ -124,11 +124,8 @@ def _chunked(fitted: Any, data: Any, bench: Any, space: np.ndarray, device: str)
                 rows = np.array([pos[int(c)] for c in y[keep]], np.int64)
                 yield queries(fitted, x[torch.as_tensor(keep, device=x.device)]), rows
 
-    scorer = Scorer(table, k=1, device=device)
-    try:
+    with Scorer(table, k=1, device=device) as scorer:
         acc = score_stream(scorer, batches())
-    finally:
-        scorer.close()
     seen = [bench.class_names[int(c)] for c in data.seen if int(c) in pos]
     unseen = [bench.class_names[int(c)] for c in data.unseen]
     return gzsl_metrics(acc, table, seen, unseen)

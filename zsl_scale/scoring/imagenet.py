@@ -162,15 +162,12 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
     for name, table in spaces.items():
         if gamma is not None:
             table = calibrated_stacking(table, classes["train"], gamma)
-        scorer = Scorer(table, k=max(settings.top_k), device=settings.device, backend=settings.backend)
-        try:
+        with Scorer(table, k=max(settings.top_k), device=settings.device, backend=settings.backend) as scorer:
             batches = iter_parquet_batches(inputs.query_shards, table.class_ids, settings.batch_rows,
                                            feature_column=inputs.query_column, skip_outside=True)
             if inputs.query_map is not None:
                 batches = ((inputs.query_map(q), rows) for q, rows in batches)
             acc = score_stream(scorer, batches, settings.top_k)
-        finally:
-            scorer.close()
         unseen = sorted(set(classes["heldout"]) | set(classes["splits"][name]))
         metrics = gzsl_metrics(acc, table, seen=classes["train"], unseen=unseen, groups=inputs.groups)
         manifests = dict(inputs.manifests)

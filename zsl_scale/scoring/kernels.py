@@ -341,26 +341,42 @@ def _usable_cores() -> int:
 
 def faiss_topk(queries: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, k: int = 1,
                use_gpu: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by maximum inner product with faiss (IndexFlatIP on CPU, ``knn_gpu`` when available).
+    """Top-k by maximum inner product with faiss, for one batch (see :class:`FaissIndex`)."""
+    return FaissIndex(weight, bias, use_gpu).search(queries, k)
+
+
+class FaissIndex:
+    """A class table as a faiss index, built once and searched per batch (IndexFlatIP on CPU, ``knn_gpu``
+    with one set of GPU resources when available).
 
     A bias is folded in exactly by augmenting each vector with one extra coordinate (q ↦ [q, 1],
     w ↦ [w, b]), so the same backend serves linear classifiers and prototypes. faiss's tie-breaking
     is its own; the ranking rule above is only guaranteed by :class:`ChunkedKernel`.
     """
-    import faiss
 
-    q = np.ascontiguousarray(queries, dtype=np.float32)
-    w = np.ascontiguousarray(weight, dtype=np.float32)
-    if bias is not None:
-        q = np.hstack([q, np.ones((q.shape[0], 1), np.float32)])
-        w = np.hstack([w, np.asarray(bias, np.float32)[:, None]])
-    if use_gpu is None:
-        use_gpu = hasattr(faiss, "knn_gpu") and faiss.get_num_gpus() > 0
-    if use_gpu:
-        res = faiss.StandardGpuResources()
-        vals, idx = faiss.knn_gpu(res, q, w, k, metric=faiss.METRIC_INNER_PRODUCT)
-    else:
-        index = faiss.IndexFlatIP(w.shape[1])
-        index.add(w)
-        vals, idx = index.search(q, k)
-    return vals.astype(np.float32), idx.astype(np.int64)
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, use_gpu: bool | None = None) -> None:
+        import faiss
+
+        w = np.ascontiguousarray(weight, dtype=np.float32)
+        self.with_bias = bias is not None
+        if bias is not None:
+            w = np.hstack([w, np.asarray(bias, np.float32)[:, None]])
+        if use_gpu is None:
+            use_gpu = hasattr(faiss, "knn_gpu") and faiss.get_num_gpus() > 0
+        self._faiss, self._weight = faiss, w
+        self._gpu = faiss.StandardGpuResources() if use_gpu else None
+        self._index = None
+        if not use_gpu:
+            self._index = faiss.IndexFlatIP(w.shape[1])
+            self._index.add(w)
+
+    def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (values, class rows) of ``queries`` ``[n, D]``."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.with_bias:
+            q = np.hstack([q, np.ones((q.shape[0], 1), np.float32)])
+        if self._index is None:
+            vals, idx = self._faiss.knn_gpu(self._gpu, q, self._weight, k, metric=self._faiss.METRIC_INNER_PRODUCT)
+        else:
+            vals, idx = self._index.search(q, k)
+        return vals.astype(np.float32), idx.astype(np.int64)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from zsl_scale.core import ConfigError, DataError, resolve_device
-from zsl_scale.scoring.kernels import BlockResult, ChunkedKernel, faiss_topk
+from zsl_scale.scoring.kernels import BlockResult, ChunkedKernel, FaissIndex
 from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class
 
 
@@ -139,19 +139,33 @@ class Scorer:
             raise ConfigError("the faiss backend returns top-k only; use backend=chunked for log-sum-exp")
         self.table, self.k, self.backend, self.lse = table, k, backend, lse
         self.device = resolve_device(device)
-        self.kernel = ChunkedKernel(table.weight, table.bias, self.device, class_chunk, query_chunk, threads,
-                                    precision)
+        # One backend per scorer, built once for the table: the faiss index, or the chunked kernel (whose
+        # start-up check times bf16 against fp32, which the faiss path has no use for).
+        self.index: FaissIndex | None = None
+        self.kernel: ChunkedKernel | None = None
+        if backend == "faiss":
+            self.index = FaissIndex(table.weight, table.bias, use_gpu=self.device.type == "cuda")
+        else:
+            self.kernel = ChunkedKernel(table.weight, table.bias, self.device, class_chunk, query_chunk, threads,
+                                        precision)
 
     def score(self, queries: np.ndarray, labels: np.ndarray | None = None) -> BlockResult:
         """Top-k (and LSE when asked) of ``queries`` ``[n, D]``; ``labels`` are row indices of the table."""
         q = check_queries(queries, self.table.dim)
-        if self.backend == "faiss":
-            vals, idx = faiss_topk(q, self.table.weight, self.table.bias, self.k, use_gpu=self.device.type == "cuda")
-            return BlockResult(vals, idx)
-        return self.kernel.run(q, self.k, labels, self.lse)
+        if self.kernel is not None:
+            return self.kernel.run(q, self.k, labels, self.lse)
+        return BlockResult(*self.index.search(q, self.k))
 
     def close(self) -> None:
-        self.kernel.close()
+        """Stop the chunked kernel's worker threads (``with Scorer(...) as scorer:`` does it on exit)."""
+        if self.kernel is not None:
+            self.kernel.close()
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def check_queries(queries: np.ndarray, dim: int) -> np.ndarray:
