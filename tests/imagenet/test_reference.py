@@ -40,7 +40,7 @@ def test_residuals_are_animal_and_its_children(graph_cache: Path, monkeypatch: p
 
 
 def run_split(name: str) -> list[str]:
-    from zsl_scale.imagenet.splits import load_split
+    from zsl_scale.imagenet.stored import load_split
 
     return load_split(name, COMMITTED)
 

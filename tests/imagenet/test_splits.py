@@ -11,6 +11,7 @@ from tests.conftest import run_cli
 from zsl_scale.core.errors import DataError
 from zsl_scale.imagenet import hierarchy as H
 from zsl_scale.imagenet import splits as S
+from zsl_scale.imagenet import stored as ST
 from zsl_scale.imagenet.checks import compare_lists
 from zsl_scale.imagenet.classes import imagenet_classes
 from zsl_scale.imagenet.counts import select_by_count
@@ -39,17 +40,17 @@ def test_class_lists() -> None:
 
 def test_committed_splits_sizes_and_disjointness() -> None:
     seen = set(imagenet_classes("1k"))
-    got = {name: S.load_split(name, COMMITTED) for name in S.STRUCTURAL_SPLITS}
+    got = {name: ST.load_split(name, COMMITTED) for name in S.STRUCTURAL_SPLITS}
     assert len(got["All"]) == 20842
     assert (len(got["2H"]), len(got["3H"])) == (1548, 7817)  # default hop definition (fall11), see docs/splits.md
     for wnids in got.values():
         assert wnids == sorted(wnids) and len(set(wnids)) == len(wnids)
         assert not seen & set(wnids)
     assert set(got["2H"]) < set(got["3H"]) < set(got["All"])
-    assert S.load_manifest("2H", COMMITTED)["parameters"] == {
+    assert ST.load_manifest("2H", COMMITTED)["parameters"] == {
         "count": "synsets", "direction": "tree", "graph": "fall11", "hops": 2, "max_edges": 1,
     }
-    assert S.load_manifest("3H", COMMITTED)["inputs"]["wordnet"] == {"edges": "hypernym", "version": "3.0"}
+    assert ST.load_manifest("3H", COMMITTED)["inputs"]["wordnet"] == {"edges": "hypernym", "version": "3.0"}
 
 
 def test_rebuild_is_byte_identical(wn_env: Path, tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ def test_validate_detects_an_edited_split(wn_env: Path, tmp_path: Path, capsys: 
     assert run_cli(["splits", "validate", "--root", str(tmp_path)]) == 2
     assert "1 split(s) do not match" in capsys.readouterr().err
     with pytest.raises(DataError, match="does not match its manifest"):
-        S.load_split("All", tmp_path)
+        ST.load_split("All", tmp_path)
 
 
 def test_other_hop_definitions(wn_env: Path) -> None:
@@ -110,11 +111,11 @@ def test_m_and_l_splits_from_a_table_with_ties(tmp_path: Path) -> None:
     cand = S.unseen_candidates()
     by = {c: sorted(w for w in cand if counts[w] == c) for c in range(7)}
     root = tmp_path / "out"
-    assert S.load_split("M500", root) == by[6][:500]  # all tied at 6: smallest wnids win
-    assert S.load_split("L1K", root) == by[1][:1000]  # count 0 never enters a split
-    m5k = S.load_split("M5K", root)
+    assert ST.load_split("M500", root) == by[6][:500]  # all tied at 6: smallest wnids win
+    assert ST.load_split("L1K", root) == by[1][:1000]  # count 0 never enters a split
+    m5k = ST.load_split("M5K", root)
     assert m5k == sorted(by[6] + by[5][: 5000 - len(by[6])])
-    manifest = S.load_manifest("M5K", root)
+    manifest = ST.load_manifest("M5K", root)
     assert manifest["parameters"]["tie_break"] == "wnid ascending"
     assert manifest["inputs"]["count_table"]["rows"] == 20842 + 1000
     # validate re-builds count splits only with their own table
@@ -129,7 +130,7 @@ def test_compare_numbers() -> None:
 
 
 def test_compare_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    two_h = S.load_split("2H", COMMITTED)
+    two_h = ST.load_split("2H", COMMITTED)
     ref = tmp_path / "published.txt"
     ref.write_text("# a published list\n" + "".join(f"{w} some lemma\n" for w in two_h[:1000]) + "n00000001\n")
     assert run_cli(["splits", "compare", "2H", str(ref), "--root", str(COMMITTED)]) == 0
@@ -180,7 +181,7 @@ def test_unknown_split_name(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     assert err.startswith(f"error: unknown split '{typed}' {hint}") and err.count("\n") == 1
     assert files_under(tmp_path) == []
     with pytest.raises(DataError, match=r"known splits: 2H, 3H.* and xian2018/<2H\|3H\|M500"):
-        S.load_split("M2K", COMMITTED)
+        ST.load_split("M2K", COMMITTED)
 
 
 def test_no_wordnet_writes_nothing(
@@ -195,7 +196,7 @@ def test_no_wordnet_writes_nothing(
 
 def test_split_not_built(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="split 3H is not built"):
-        S.load_split("3H", tmp_path)
+        ST.load_split("3H", tmp_path)
 
 
 def test_count_split_without_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import run_cli
 from zsl_scale.core import sha256_file
 from zsl_scale.core.errors import DataError
-from zsl_scale.imagenet import splits as S
+from zsl_scale.imagenet import stored as ST
 from zsl_scale.imagenet.xian import XIAN2018_SHA256, XIAN2018_SPLITS, read_xian_list
 
 COMMITTED = Path(__file__).resolve().parents[2] / "splits"
@@ -25,14 +25,14 @@ def test_xian_lists_are_the_shared_files(shared_data: Path) -> None:
     for name in XIAN2018_SPLITS:
         committed = COMMITTED / "xian2018" / name / f"{name}.txt"
         assert committed.read_bytes() == (src / f"{name}.txt").read_bytes(), name
-        manifest = S.load_manifest(f"xian2018/{name}", COMMITTED)
+        manifest = ST.load_manifest(f"xian2018/{name}", COMMITTED)
         assert manifest["inputs"]["source"]["sha256"] == XIAN2018_SHA256[name] == sha256_file(committed)
         sizes[name] = manifest["num_classes"]
     assert sizes == {"2H": 1509, "3H": 7678, "M500": 500, "M1K": 1000, "M5K": 5000, "L500": 500, "L1K": 1000,
                      "L5K": 5000, "All": 20345}
-    xall = set(S.load_split("xian2018/All", COMMITTED))
-    assert xall < set(S.load_split("All", COMMITTED))
-    assert all(set(S.load_split(f"xian2018/{n}", COMMITTED)) <= xall for n in XIAN2018_SPLITS)
+    xall = set(ST.load_split("xian2018/All", COMMITTED))
+    assert xall < set(ST.load_split("All", COMMITTED))
+    assert all(set(ST.load_split(f"xian2018/{n}", COMMITTED)) <= xall for n in XIAN2018_SPLITS)
 
 
 def test_altered_xian_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

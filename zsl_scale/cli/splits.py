@@ -17,14 +17,24 @@ _ROOT_HELP = "Splits root (default: $ZSL_SCALE_SPLITS, else <checkout>/splits, e
 _COUNTS_HELP = "Per-class image counts (wnid,count as CSV/TSV or parquet), needed for M*/L* splits"
 _XIAN_HELP = "Folder of Xian et al.'s lists (default: the committed splits/xian2018, else the shared data)"
 _WORDNET_HELP = "WordNet dict/nltk directory (default: auto-detect)"
+_UNIVERSE_HELP = ("Restrict the splits to the classes a copy has: fall11 (default, no restriction), goog21k, in21k-p, "
+                  "in21k-p-w21, in12k, counts:<`features count` table> or features:<feature folder> (docs/splits.md)")
 
 
 def _expand(names: list[str], root: Path | None = None, built_only: bool = False) -> list[str]:
-    """Split names as typed; a set name (``xian2018``) stands for its splits (the built ones if ``built_only``)."""
+    """Split names as typed; a set name (``xian2018``, ``xian2018@in12k``) stands for its splits (the built ones
+    if ``built_only``)."""
     from zsl_scale.imagenet import SPLIT_SETS, built_split_names
 
     built = set(built_split_names(root)) if built_only else None
-    return [m for n in names for m in SPLIT_SETS.get(n, (n,)) if n not in SPLIT_SETS or built is None or m in built]
+    out = []
+    for n in names:
+        dataset, sep, uid = n.partition("@")
+        if dataset not in SPLIT_SETS:
+            out.append(n)
+            continue
+        out += [m + sep + uid for m in SPLIT_SETS[dataset] if built is None or m + sep + uid in built]
+    return out
 
 
 def _console(width: int | None = None) -> Console:
@@ -43,19 +53,31 @@ def build(
     hop_count: str = typer.Option("synsets", help="Count hops as synsets on the path (k hops = k-1 edges) or edges"),
     wordnet: Path = typer.Option(None, "--wordnet", help=_WORDNET_HELP),
     xian_source: Path = typer.Option(None, "--xian-source", help=_XIAN_HELP),
+    universe: str = typer.Option(None, "--universe", "-u", help=_UNIVERSE_HELP),
 ) -> None:
     """Build splits and write <root>/<set>/<split>/{<split>.txt, manifest.json}.
 
+    With --universe U, each split is restricted to the classes of U and written under <root>/<set>@<U>/ with a
+    manifest naming the source split (and its sha256), U, the kept and dropped classes and the seen set (1K ∩ U).
     Every input is checked before anything is written: bad input leaves existing splits untouched.
     """
-    from zsl_scale.imagenet import COUNT_SPLITS, STRUCTURAL_SPLITS, HopDefinition, build_splits, load_manifest
+    import json
+
+    from zsl_scale.imagenet import COUNT_SPLITS, STRUCTURAL_SPLITS, HopDefinition, build_splits
 
     names = _expand(list(split)) if split else [*STRUCTURAL_SPLITS, *(COUNT_SPLITS if counts else ())]
     hops = HopDefinition(graph=hop_graph, direction=hop_direction, count=hop_count)
-    dirs = build_splits(names, root=root, counts_path=counts, hops=hops, wordnet=wordnet, xian_source=xian_source)
-
-    for name, d in zip(names, dirs, strict=True):
-        print(f"{name}: {load_manifest(name, root)['num_classes']} classes -> {d}")
+    dirs = build_splits(names, root=root, counts_path=counts, hops=hops, wordnet=wordnet, xian_source=xian_source,
+                        universe=universe)
+    for d in dirs:
+        m = json.loads((d / "manifest.json").read_text())
+        name = (f"{m['dataset'].split('@')[0]}/" if not m["dataset"].startswith("imagenet21k") else "") + m["split"]
+        r = m.get("restriction")
+        if r is None:
+            print(f"{name}: {m['num_classes']} classes -> {d}")
+            continue
+        print(f"{name}@{r['universe']['id']}: {r['kept']} of {r['kept'] + r['dropped']} classes kept ({r['dropped']} "
+              f"dropped), seen {r['seen']['num_classes']} of 1,000 -> {d}")
 
 
 @splits_app.command("show")
@@ -147,7 +169,7 @@ def _reference_list(reference: str, root: Path | None) -> list[str]:
     """A reference given as a split name (``xian2018/2H``) or as a wnid list file."""
     from zsl_scale.imagenet import ALL_SPLIT_NAMES, check_split_name, load_split, read_wnid_list
 
-    if reference in ALL_SPLIT_NAMES or not Path(reference).exists():
+    if reference in ALL_SPLIT_NAMES or "@" in reference or not Path(reference).exists():
         return load_split(check_split_name(reference), root)  # unknown → "did you mean"
     return read_wnid_list(reference)
 

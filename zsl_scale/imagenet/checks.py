@@ -21,17 +21,18 @@ from zsl_scale.imagenet.splits import (
     ALL_SPLIT_NAMES,
     COUNT_SPLITS,
     HOP_SPLITS,
+    SPLIT_SETS,
     HopDefinition,
     build_split,
     check_split_name,
     default_splits_root,
-    load_manifest,
-    load_split,
     manifest_for,
     split_dir,
     split_text,
     unseen_candidates,
 )
+from zsl_scale.imagenet.stored import load_manifest, load_split
+from zsl_scale.imagenet.universes import UNIVERSES, is_universe_id
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,14 @@ class Validation:
 
 
 def built_split_names(root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Names of the splits (of both sets) that have a manifest under ``root``, ours first."""
-    return [n for n in ALL_SPLIT_NAMES if (split_dir(n, root) / "manifest.json").is_file()]
+    """Names of the splits (of both sets) that have a manifest under ``root``, ours first, then the splits
+    restricted to a universe (``<set>@<universe>/`` folders, e.g. ``xian2018/2H@in12k``)."""
+    names = list(ALL_SPLIT_NAMES)
+    for folder in sorted(Path(root or default_splits_root()).glob("*@*")):
+        dataset, _, uid = folder.name.partition("@")
+        if dataset in SPLIT_SETS and is_universe_id(uid):
+            names += [f"{n}@{uid}" for n in SPLIT_SETS[dataset]]
+    return [n for n in names if (split_dir(n, root) / "manifest.json").is_file()]
 
 
 def validate_splits(
@@ -112,11 +119,16 @@ def validate_splits(
         except DataError as exc:
             out.append(Validation(name, "mismatch", str(exc)))
             continue
-        if name in COUNT_SPLITS and manifest["inputs"].get("count_table", {}).get("sha256") != counts_sha:
+        base, _, uid = name.partition("@")
+        if base in COUNT_SPLITS and manifest["inputs"].get("count_table", {}).get("sha256") != counts_sha:
             out.append(Validation(name, "skipped", "list matches manifest; pass --counts <its table> to rebuild"))
             continue
+        if uid and uid not in UNIVERSES:
+            out.append(Validation(name, "skipped", "list matches manifest; restricted to a user copy's classes "
+                                  "(rebuild it with `splits build --universe counts:|features:<its source>`)"))
+            continue
         hops = None
-        if name in HOP_SPLITS:
+        if base in HOP_SPLITS:
             p = manifest["parameters"]
             hops = HopDefinition(graph=p["graph"], direction=p["direction"], count=p["count"])
             hierarchy = hierarchy or load_hierarchy()
@@ -125,7 +137,7 @@ def validate_splits(
         except DataError as exc:  # a Xian source list that is missing or altered
             out.append(Validation(name, "mismatch", str(exc)))
             continue
-        if counts_sha and name in COUNT_SPLITS:
+        if counts_sha and base in COUNT_SPLITS:
             build.inputs["count_table"] = {"sha256": counts_sha, "rows": len(counts or {})}
         text = split_text(build.wnids)
         fresh = dumps_json(manifest_for(build, text))

@@ -17,7 +17,8 @@ from zsl_scale.imagenet.checks import Comparison, built_split_names, compare_lis
 from zsl_scale.imagenet.classes import imagenet_classes
 from zsl_scale.imagenet.fall11 import tree_distances, tree_path
 from zsl_scale.imagenet.hierarchy import Hierarchy
-from zsl_scale.imagenet.splits import SPLIT_SETS, check_split_name, load_split, split_set
+from zsl_scale.imagenet.splits import SPLIT_SETS, check_split_name, split_set
+from zsl_scale.imagenet.stored import load_split
 
 __all__ = ["Residual", "SetRow", "compare_set", "explain"]
 

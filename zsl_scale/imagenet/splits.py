@@ -27,7 +27,6 @@ split behind.
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,13 +38,13 @@ from zsl_scale.core import (
     DataError,
     atomic_write_json,
     atomic_write_text,
-    dumps_json,
     sha256_bytes,
     sha256_file,
 )
 from zsl_scale.imagenet.classes import class_list_sha256, imagenet_classes
 from zsl_scale.imagenet.counts import read_count_table, select_by_count, validate_counts
 from zsl_scale.imagenet.hierarchy import DIRECTIONS, GRAPHS, Hierarchy, load_hierarchy
+from zsl_scale.imagenet.universes import DEFAULT_UNIVERSE, Universe, resolve_universe, restrict, universe_id
 from zsl_scale.imagenet.xian import XIAN2018, XIAN2018_SPLITS, read_xian_list, xian_definition
 
 __all__ = [
@@ -63,9 +62,6 @@ __all__ = [
     "check_split_name",
     "default_splits_root",
     "imagenet_classes",
-    "load_manifest",
-    "load_split",
-    "manifest_sha256",
     "split_dir",
     "split_set",
     "unseen_candidates",
@@ -140,6 +136,7 @@ class SplitBuild:
     definition: str
     parameters: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
+    restriction: dict[str, Any] | None = None  # a split restricted to a universe: what was kept and dropped
 
 
 def default_splits_root() -> Path:
@@ -153,10 +150,18 @@ def default_splits_root() -> Path:
 
 
 def check_split_name(name: str) -> str:
-    """Return ``name`` if it is a known split, else raise DataError with a "did you mean" hint.
+    """Return the canonical form of ``name`` if it is a known split, else raise DataError ("did you mean").
 
-    Our own splits have bare names (``2H``, ``M500``, ``All``); Xian et al.'s are ``xian2018/<name>``.
+    Our own splits have bare names (``2H``, ``M500``, ``All``); Xian et al.'s are ``xian2018/<name>``. Either
+    may name a universe after ``@`` (``2H@in12k``, ``xian2018/2H@counts:table.tsv``): the split restricted to
+    it (:mod:`zsl_scale.imagenet.universes`). A user copy's source is replaced by its id; ``@fall11`` is the
+    split itself.
     """
+    base, sep, universe = name.partition("@")
+    if sep:
+        uid = universe_id(universe)
+        base = check_split_name(base)
+        return base if uid == DEFAULT_UNIVERSE else f"{base}@{uid}"
     if name in ALL_SPLIT_NAMES:
         return name
     lookup = {n.lower(): n for n in ALL_SPLIT_NAMES}
@@ -170,14 +175,20 @@ def check_split_name(name: str) -> str:
             close.insert(0, lookup[f"{XIAN2018}/{short}"])  # "xian/M500", "Xian2018/m500"
     hint = f" (did you mean {' or '.join(close[:2])}?)" if close else ""
     raise DataError(f"unknown split {name!r}{hint}; known splits: {', '.join(SPLIT_NAMES)} and "
-                    f"{XIAN2018}/<{'|'.join(XIAN2018_SPLITS)}>")
+                    f"{XIAN2018}/<{'|'.join(XIAN2018_SPLITS)}>, each optionally @<universe>")
+
+
+def split_universe(name: str) -> str:
+    """The universe id of a split name (``2H@in12k -> in12k``; ``fall11`` for an unrestricted split)."""
+    return check_split_name(name).partition("@")[2] or DEFAULT_UNIVERSE
 
 
 def split_set(name: str) -> tuple[str, str]:
     """``(set, split)`` of a split name: ``"2H" -> ("imagenet21k", "2H")``,
-    ``"xian2018/M500" -> ("xian2018", "M500")``."""
-    name = check_split_name(name)
-    return (XIAN2018, name.split("/", 1)[1]) if "/" in name else (DATASET, name)
+    ``"xian2018/M500" -> ("xian2018", "M500")``, ``"xian2018/2H@in12k" -> ("xian2018@in12k", "2H")``."""
+    base, sep, uid = check_split_name(name).partition("@")
+    dataset, short = (XIAN2018, base.split("/", 1)[1]) if "/" in base else (DATASET, base)
+    return (f"{dataset}@{uid}" if sep else dataset), short
 
 
 def split_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -198,6 +209,7 @@ def build_split(
     counts: dict[str, int] | None = None,
     hops: HopDefinition | None = None,
     xian_source: str | os.PathLike[str] | None = None,
+    universe: Universe | None = None,
 ) -> SplitBuild:
     """Compute one split in memory (nothing is written).
 
@@ -207,10 +219,15 @@ def build_split(
         counts: Validated (wnid, image count) table; required for M*/L* splits.
         hops: Hop definition for 2H/3H (default :class:`HopDefinition`).
         xian_source: Folder of Xian et al.'s lists (default: the committed ones, else the shared data).
+        universe: The loaded universe of a ``NAME@<id>`` whose id alone cannot be loaded (a user's copy).
 
     Raises:
-        DataError: unknown name, a count split without a count table, a Xian list not found or altered.
+        DataError: unknown name, a count split without a count table, a Xian list not found or altered, a
+            universe that keeps none of the split's classes.
     """
+    name = check_split_name(name)
+    if "@" in name:
+        return _restricted(name, hierarchy, counts, hops, xian_source, universe)
     dataset, short = split_set(name)
     if dataset == XIAN2018:
         wnids, source = read_xian_list(short, xian_source)
@@ -237,6 +254,22 @@ def build_split(
     definition = f"the {n} {order} populated ImageNet-21K classes not in the 1K (classes with count > 0)"
     params = {"order": order, "n": n, "tie_break": "wnid ascending", "min_count": 1}
     return SplitBuild(name, wnids, definition, params, dict(base_inputs))
+
+
+def _restricted(name: str, hierarchy: Hierarchy | None, counts: dict[str, int] | None, hops: HopDefinition | None,
+                xian_source: str | os.PathLike[str] | None, universe: Universe | None) -> SplitBuild:
+    """``NAME@U``: the source split built as usual, then intersected with the universe (seen side too)."""
+    base_name, _, uid = name.partition("@")
+    base = build_split(base_name, hierarchy, counts, hops, xian_source)
+    uni = universe or resolve_universe(uid)
+    kept, record = restrict(base.wnids, uni)
+    # an empty result is written too (its manifest says so; scoring refuses it): a release may lack a whole split
+    text = split_text(base.wnids)
+    source = {"split": base_name, "definition": base.definition, "num_classes": len(base.wnids),
+              "sha256": sha256_bytes(text.encode())}
+    definition = f"{base.definition}; restricted to universe {uid} ({uni.info['description']})"
+    return SplitBuild(name, kept, definition, {**base.parameters, "universe": uid},
+                      dict(base.inputs), {"source_split": source, **record})
 
 
 def _list_info(which: str) -> dict[str, Any]:
@@ -266,6 +299,7 @@ def manifest_for(build: SplitBuild, text: str) -> dict[str, Any]:
         "parameters": build.parameters,
         "inputs": build.inputs,
         "num_classes": len(build.wnids),
+        **({"restriction": build.restriction} if build.restriction is not None else {}),
         "files": {f"{short}.txt": {"sha256": sha256_bytes(text.encode()), "rows": len(build.wnids)}},
     }
 
@@ -288,77 +322,38 @@ def build_splits(
     hierarchy: Hierarchy | None = None,
     wordnet: str | os.PathLike[str] | None = None,
     xian_source: str | os.PathLike[str] | None = None,
+    universe: str | None = None,
 ) -> list[Path]:
     """Build and write splits; every input is checked and every split computed before any write.
 
     ``wordnet`` is an explicit WordNet location, used only if ``hierarchy`` is not given; ``xian_source``
     a folder of Xian et al.'s lists (``xian2018/<split>`` names are copied from it after a sha256 check).
+    ``universe`` restricts every name without its own ``@<universe>`` (``splits/<set>@<id>/``).
 
     Raises:
-        DataError: unknown split name, bad count table, WordNet missing. Nothing is written then.
+        DataError: unknown split name or universe, bad count table, WordNet missing. Nothing is written then.
     """
-    names = [check_split_name(n) for n in names]
+    resolved: dict[str, Universe] = {}
+    canon = []
+    for n in names:
+        base, sep, spec = n.partition("@")
+        spec = spec if sep else (universe or "")
+        if ":" in spec:  # a user copy: read it once, name the split by its id
+            uni = resolve_universe(spec)
+            resolved[uni.id], spec = uni, uni.id
+        canon.append(check_split_name(f"{base}@{spec}" if spec else base))
+    names = canon
     counts: dict[str, int] | None = None
     if counts_path is not None:
         counts = read_count_table(counts_path)
         validate_counts(counts, unseen_candidates(), set(imagenet_classes("all")))
     hier = hierarchy
-    if hier is None and any(n in HOP_SPLITS for n in names):
+    if hier is None and any(n.partition("@")[0] in HOP_SPLITS for n in names):
         hier = load_hierarchy(wordnet)
-    builds = [build_split(n, hier, counts, hops, xian_source) for n in names]
+    builds = [build_split(n, hier, counts, hops, xian_source, resolved.get(n.partition("@")[2])) for n in names]
     if counts_path is not None:
         table = {"sha256": sha256_file(counts_path), "rows": len(counts or {})}
         for b in builds:
-            if b.name in COUNT_SPLITS:
+            if b.name.partition("@")[0] in COUNT_SPLITS:
                 b.inputs["count_table"] = table
     return [write_split(b, root) for b in builds]
-
-
-def load_manifest(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The manifest of a built split; DataError if it was never built under ``root``."""
-    import json
-
-    path = split_dir(name, root) / "manifest.json"
-    if not path.is_file():
-        raise DataError(f"split {name} is not built under {path.parent.parent} (run `zsl-scale splits build`)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise DataError(f"corrupt split manifest {path}: {exc}") from exc
-
-
-def manifest_sha256(name: str, root: str | os.PathLike[str] | None = None) -> str:
-    """sha256 of a split's manifest: what results files record to pin the split they used."""
-    return sha256_bytes(dumps_json(load_manifest(name, root)).encode())
-
-
-def load_split(name: str, root: str | os.PathLike[str] | None = None, verify: bool = True) -> list[str]:
-    """The sorted wnids of a built split (the public entry point for later stages).
-
-    Args:
-        name: Split name (:data:`SPLIT_NAMES`).
-        root: Splits root (default :func:`default_splits_root`).
-        verify: Check the list's sha256 against the manifest, so an edited file is never used silently.
-
-    Raises:
-        DataError: unknown name, split not built, or list does not match its manifest.
-    """
-    manifest = load_manifest(name, root)
-    folder = split_dir(name, root)
-    path = folder / f"{folder.name}.txt"
-    if not path.is_file():
-        raise DataError(f"split list missing: {path} (run `zsl-scale splits build`)")
-    expected = manifest.get("files", {}).get(path.name, {}).get("sha256")
-    if verify and expected != sha256_file(path):
-        raise DataError(f"{path} does not match its manifest.json (edited after build?); rebuild it")
-    wnids = path.read_text(encoding="utf-8").split()
-    stray = sorted(set(wnids) - _known_classes())
-    if stray:  # a class outside ImageNet would be scored wherever a classifier happens to have its row
-        raise DataError(f"split {name} ({path}) lists {len(stray)} wnid(s) outside ImageNet-21K and the 1K, "
-                        f"e.g. {stray[0]}")
-    return wnids
-
-
-@functools.lru_cache(maxsize=1)
-def _known_classes() -> frozenset[str]:
-    return frozenset(imagenet_classes("all"))
