@@ -132,9 +132,13 @@ def evaluate(
     model: Path | None = typer.Option(None, "--model", "-m", help="Trainval VAE from `zsl-scale train` to use."),
     method: str = typer.Option("cada", "--method", help="Method(s), comma-separated: cada, eszsl, devise, sje, ale, "
                                                          "conse, fclswgan (or `fast`: the closed-form and "
-                                                         "compatibility ones)."),
+                                                         "compatibility ones), an installed plugin's name, or "
+                                                         "package.module:factory (docs/methods.md)."),
     grid: str | None = typer.Option(None, "--grid", help="YAML mapping replacing the --method's validation grid, "
                                     "e.g. '{hidden: 4096, gan_steps: 7000, n_unseen: 1200}' (one method only)."),
+    predictions: Path | None = typer.Option(None, "--predictions", help="Score a prediction file made elsewhere "
+                                            "(parquet: image_id + scores or topk; docs/methods.md) instead of "
+                                            "training; results say selection: external."),
 ) -> None:
     """Full protocol on a small benchmark: choose epochs/hyper-parameters on validation, retrain on trainval, test once.
 
@@ -143,7 +147,9 @@ def evaluate(
     ImageNet-21K splits: `zsl-scale evaluate imagenet --run RUN_DIR --splits 2H,3H` (the same as
     `zsl-scale imagenet evaluate`; see its --help).
     """
-    specs = _methods(method, grid)
+    specs = [] if predictions is not None else _methods(method, grid)
+    if predictions is not None and (method != "cada" or grid is not None or model is not None):
+        raise ConfigError("--predictions scores a file made elsewhere: it takes no --method, --grid or --model")
     extra = list(overrides)
     if variant:
         extra.append(f"train.variant={variant}")
@@ -152,6 +158,9 @@ def evaluate(
     cfg = _epochs_source(load_config(_config_file(config, preset), extra, benchmark=benchmark, name=name, seed=seed,
                                      device=device), extra)
     out_dir = out or Path("runs") / cfg.name
+    if predictions is not None:
+        _run_predictions(predictions, cfg, out_dir)
+        return
     records: list[ResultRecord] = []
     for spec in specs:
         if spec.protocol == "cada":
@@ -196,6 +205,19 @@ def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecor
     _print_table(records, f"{cfg.name}: {spec.display} on {cfg.benchmark}")
     print(f"results: {out / 'results'}")
     return records
+
+
+def _run_predictions(path: Path, cfg: RunConfig, out: Path) -> None:
+    """``--predictions``: one results file (selection: external), with the screen table."""
+    from zsl_scale.core import DataError, output_lock
+    from zsl_scale.protocol import run_predictions
+
+    if not path.is_file():
+        raise DataError(f"prediction file not found: {path}")
+    with output_lock(out), _reporter() as (log, _progress):
+        rec = run_predictions(path, cfg, out, log=log)
+    _print_table([rec], f"{cfg.name}: {rec.method} (prediction file) on {cfg.benchmark}")
+    print(f"results: {out / 'results'}")
 
 
 def train(

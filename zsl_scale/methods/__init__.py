@@ -1,5 +1,12 @@
 """The methods the evaluator compares (ConSE, DeViSE, SJE, ALE, ESZSL, f-CLSWGAN, CADA-VAE): a registry
-of trainers that each turn seen-class features + class embeddings into what the one scorer consumes."""
+of trainers that each turn seen-class features + class embeddings into what the one scorer consumes.
+
+This is also the public method plugin API (docs/methods.md, "Add your method"): a plugin builds a
+:class:`MethodSpec` whose ``make(data: TrainData, seed) → Trainer`` trains on one phase and whose
+``Trainer.fit(hp: Hyper, on_epoch: OnEpoch | None) → Fitted`` returns the query map and class rows the
+scorer ranks. :func:`get_method` finds built-ins, installed plugins (entry point group
+``zsl_scale.methods``) and ``package.module:factory`` references.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,18 @@ from zsl_scale.core import lazy_exports
 _EXPORTS = {
     "FAST": "registry",
     "METHODS": "registry",
+    "PLUGIN_GROUP": "plugins",
     "Fitted": "base",
-    "MethodSpec": "registry",
+    "Hyper": "base",
+    "Kind": "base",
+    "MethodSpec": "base",
+    "OnEpoch": "base",
     "TrainData": "base",
+    "Trainer": "base",
     "class_table": "base",
     "get_method": "registry",
     "method_names": "registry",
+    "origin_label": "plugins",
     "with_grid": "registry",
     "predict": "base",
     "queries": "base",
@@ -24,12 +37,18 @@ _EXPORTS = {
 __all__ = [
     "FAST",
     "METHODS",
+    "PLUGIN_GROUP",
     "Fitted",
+    "Hyper",
+    "Kind",
     "MethodSpec",
+    "OnEpoch",
     "TrainData",
+    "Trainer",
     "class_table",
     "get_method",
     "method_names",
+    "origin_label",
     "predict",
     "queries",
     "scores",
@@ -38,5 +57,18 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.methods.base import Fitted, TrainData, class_table, predict, queries, scores
-    from zsl_scale.methods.registry import FAST, METHODS, MethodSpec, get_method, method_names, with_grid
+    from zsl_scale.methods.base import (
+        Fitted,
+        Hyper,
+        Kind,
+        MethodSpec,
+        OnEpoch,
+        TrainData,
+        Trainer,
+        class_table,
+        predict,
+        queries,
+        scores,
+    )
+    from zsl_scale.methods.plugins import PLUGIN_GROUP, origin_label
+    from zsl_scale.methods.registry import FAST, METHODS, get_method, method_names, with_grid

@@ -6,14 +6,19 @@ gives the rows of a class table (weights and bias, or prototypes) for any set of
 The one scorer then ranks ``embed(x) · Wᵀ + b`` — on a small benchmark (:func:`scores`) or as a
 :class:`zsl_scale.scoring.ClassTable` on ImageNet splits (:func:`class_table`). Keeping every method to
 this shape is what makes their numbers comparable: same features, same search space, same tie rule.
+
+This module is the method plugin API (re-exported by :mod:`zsl_scale.methods`): a plugin is a
+:class:`MethodSpec` whose ``make(data: TrainData, seed) → Trainer`` and ``Trainer.fit(hp, on_epoch) →
+Fitted`` follow the types below; :mod:`zsl_scale.methods.plugins` finds and checks it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -73,6 +78,59 @@ class Fitted:
 
 
 OnEpoch = Callable[[int, Fitted], None]
+
+
+class Trainer(Protocol):
+    """Trains one method on one phase's data; may cache work shared by grid points (eigendecompositions).
+
+    ``make(data, seed)`` builds it once per phase (each validation fold, then trainval); ``fit(hp)`` is
+    called once per grid point ``hp`` (one value per grid key) and returns the trained :class:`Fitted`.
+    A method trained in epochs calls ``on_epoch(epoch, fitted)`` after each one, so the protocol can score
+    every epoch on validation and keep the best (``hp["epochs"]`` is then the maximum); a closed-form
+    method ignores it.
+    """
+
+    def fit(self, hp: Hyper, on_epoch: OnEpoch | None = None) -> Fitted: ...
+
+
+Kind = Literal["closed-form", "compatibility", "generative"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One registered method.
+
+    Attributes:
+        name: the ``--method`` name.
+        display: the name in results files and on the leaderboard.
+        kind: closed-form, compatibility or generative (the demo runs the fast kinds).
+        reference: the paper that defines it.
+        make: ``make(data, seed)`` → a trainer for one phase (None: runs through ``protocol``).
+        grid: hyper-parameter values searched on validation (``epochs``: the maximum, see module doc).
+        protocol: ``"generic"`` (:mod:`zsl_scale.protocol.methods`) or ``"cada"`` (the CADA-VAE protocol).
+        threads: torch intra-op threads while training (None: leave as is). The SGD methods run thousands of
+            tiny matrix products; on a busy 2-core machine two threads made DeViSE 20× more CPU-hungry
+            and 16× slower than one (the threads wait on each other at every op), so they use one.
+        optional: hyper-parameters the trainer reads with a default (not searched unless a grid names them).
+        origin: where a plugin came from (distribution and version, or module file and sha256), recorded in
+            every results file's provenance; empty for the built-in methods.
+    """
+
+    name: str
+    display: str
+    kind: Kind
+    reference: str
+    make: Callable[[TrainData, int], Trainer] | None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    protocol: Literal["generic", "cada"] = "generic"
+    threads: int | None = None
+    optional: tuple[str, ...] = ()
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def points(self) -> list[Hyper]:
+        """Every grid point, in a fixed order (ties on validation go to the first)."""
+        keys = list(self.grid)
+        return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(self.grid[k] for k in keys))]
 
 
 @torch.no_grad()

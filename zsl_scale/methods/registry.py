@@ -10,58 +10,12 @@ CADA-VAE is an entry too; its trainer is the VAE + latent-classifier protocol of
 from __future__ import annotations
 
 import difflib
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from typing import Any
 
 from zsl_scale.core import ConfigError
-from zsl_scale.methods import compat, conse, eszsl, fclswgan
-from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData
-
-
-class Trainer(Protocol):
-    """Trains one method on one phase's data; may cache work shared by grid points (eigendecompositions)."""
-
-    def fit(self, hp: Hyper, on_epoch: OnEpoch | None = None) -> Fitted: ...
-
-
-Kind = Literal["closed-form", "compatibility", "generative"]
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One registered method.
-
-    Attributes:
-        name: the ``--method`` name.
-        display: the name in results files and on the leaderboard.
-        kind: closed-form, compatibility or generative (the demo runs the fast kinds).
-        reference: the paper that defines it.
-        make: ``make(data, seed)`` → a trainer for one phase (None: runs through ``protocol``).
-        grid: hyper-parameter values searched on validation (``epochs``: the maximum, see module doc).
-        protocol: ``"generic"`` (:mod:`zsl_scale.protocol.methods`) or ``"cada"`` (the CADA-VAE protocol).
-        threads: torch intra-op threads while training (None: leave as is). The SGD methods run thousands of
-            tiny matrix products; on a busy 2-core machine two threads made DeViSE 20× more CPU-hungry
-            and 16× slower than one (the threads wait on each other at every op), so they use one.
-        optional: hyper-parameters the trainer reads with a default (not searched unless a grid names them).
-    """
-
-    name: str
-    display: str
-    kind: Kind
-    reference: str
-    make: Callable[[TrainData, int], Trainer] | None
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    protocol: Literal["generic", "cada"] = "generic"
-    threads: int | None = None
-    optional: tuple[str, ...] = ()
-
-    def points(self) -> list[Hyper]:
-        """Every grid point, in a fixed order (ties on validation go to the first)."""
-        keys = list(self.grid)
-        return [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(self.grid[k] for k in keys))]
-
+from zsl_scale.methods import compat, conse, eszsl, fclswgan, plugins
+from zsl_scale.methods.base import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("cada", "CADA-VAE", "generative", "Schönfeld et al., CVPR 2019", None, protocol="cada"),
@@ -83,13 +37,29 @@ FAST = ("eszsl", "devise", "sje", "ale", "conse")
 
 
 def get_method(name: str) -> MethodSpec:
-    """The registered method ``name`` (case-insensitive, aliases allowed); a ConfigError with a suggestion else."""
+    """The method ``name``: a built-in (case-insensitive, aliases allowed), an installed plugin (entry point
+    group ``zsl_scale.methods``) or ``package.module:factory``; a ConfigError with a suggestion else.
+
+    Only the plugin asked for is imported, so a broken plugin is one error when used and invisible otherwise.
+    """
     key = ALIASES.get(name.lower(), name.lower())
     if key in METHODS:
         return METHODS[key]
-    close = difflib.get_close_matches(key, [*METHODS, *ALIASES], n=1)
+    if ":" in name:
+        return _not_builtin(plugins.load_reference(name.strip()), f"plugin {name!r}")
+    installed = plugins.entry_points()
+    if key in installed:
+        return _not_builtin(plugins.load_entry_point(installed[key]), f"plugin {installed[key].name!r}")
+    known = [*METHODS, *sorted(set(installed) - set(METHODS))]
+    close = difflib.get_close_matches(key, [*known, *ALIASES], n=1)
     hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
-    raise ConfigError(f"unknown method {name!r}{hint} (known: {', '.join(METHODS)})")
+    raise ConfigError(f"unknown method {name!r}{hint} (known: {', '.join(known)}; or package.module:factory)")
+
+
+def _not_builtin(spec: MethodSpec, where: str) -> MethodSpec:
+    if spec.name.lower() in METHODS or spec.name.lower() in ALIASES:
+        raise ConfigError(f"{where}: the name {spec.name!r} is a built-in method's; choose another")
+    return spec
 
 
 def with_grid(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
@@ -115,4 +85,5 @@ def with_grid(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
 
 
 def method_names() -> list[str]:
-    return list(METHODS)
+    """Built-in method names, then installed plugins' (entry-point names; none is imported)."""
+    return [*METHODS, *sorted(set(plugins.entry_points()) - set(METHODS))]

@@ -15,6 +15,7 @@ _EXPORTS = {
     "render_report": "runs",
     "run_method": "methods",
     "run_benchmark": "runs",
+    "run_predictions": "external",
     "save_trained": "evaluate",
     "train_phase": "evaluate",
     "validate": "evaluate",
@@ -28,6 +29,7 @@ __all__ = [
     "render_report",
     "run_benchmark",
     "run_method",
+    "run_predictions",
     "save_trained",
     "train_phase",
     "validate",
@@ -36,6 +38,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
+    from zsl_scale.protocol.external import run_predictions
     from zsl_scale.protocol.methods import evaluate_method, fit_selected, method_threads, run_method
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark

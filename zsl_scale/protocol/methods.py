@@ -75,12 +75,23 @@ def score_phase(fitted: Fitted, data: PhaseData) -> dict[str, float]:
     ZSL takes the arg-max over the unseen columns of the same logits, so each image is scored once.
     """
     space = np.union1d(data.seen, data.unseen)
-    s = mean_per_class_accuracy(data.y_seen, predict(fitted, data.x_seen, space))
+    pred_seen = predict(fitted, data.x_seen, space)
     logits_u = scores(fitted, data.x_unseen, space)
-    u = mean_per_class_accuracy(data.y_unseen, space[logits_u.argmax(dim=1).cpu().numpy()])
     cols = torch.as_tensor(np.searchsorted(space, data.unseen), device=logits_u.device)
-    zsl = mean_per_class_accuracy(data.y_unseen, data.unseen[logits_u[:, cols].argmax(dim=1).cpu().numpy()])
-    return {"S": s, "U": u, "H": harmonic_mean(s, u), "zsl": zsl}
+    return phase_metrics(data.y_seen, pred_seen, data.y_unseen, space[logits_u.argmax(dim=1).cpu().numpy()],
+                         data.unseen[logits_u[:, cols].argmax(dim=1).cpu().numpy()])
+
+
+def phase_metrics(y_seen: np.ndarray, pred_seen: np.ndarray, y_unseen: np.ndarray, pred_unseen: np.ndarray,
+                  zsl_unseen: np.ndarray) -> dict[str, float]:
+    """S, U, H (GZSL predictions) and ZSL (predictions among the unseen classes), per-class mean top-1.
+
+    The one place these numbers are computed on a small benchmark: for a method's own logits
+    (:func:`score_phase`) and for a prediction file made elsewhere (:mod:`zsl_scale.protocol.external`).
+    """
+    s = mean_per_class_accuracy(y_seen, pred_seen)
+    u = mean_per_class_accuracy(y_unseen, pred_unseen)
+    return {"S": s, "U": u, "H": harmonic_mean(s, u), "zsl": mean_per_class_accuracy(y_unseen, zsl_unseen)}
 
 
 def _curves(spec: MethodSpec, data: PhaseData, seed: int) -> list[list[dict[str, float]]]:
@@ -192,6 +203,11 @@ def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, de
     return metrics, sel
 
 
+def method_provenance(spec: MethodSpec, device: torch.device | str) -> dict[str, Any]:
+    """:func:`zsl_scale.core.capture` plus, for a plugin, where it came from (``method_plugin``)."""
+    return {**capture(device), **({"method_plugin": dict(spec.origin)} if spec.origin else {})}
+
+
 def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
                bench: Benchmark | None = None) -> list[ResultRecord]:
     """Evaluate ``spec`` for every shot count of ``cfg.eval.shots``; one results file per setting.
@@ -213,7 +229,7 @@ def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log =
             selection="validation", selection_source=f"validation ({cfg.eval.val_folds} class fold(s), grid search)",
             metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
             config=config, manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info)},
-            seeds={"method": cfg.seed, "phases": cfg.seed}, provenance=capture(device),
+            seeds={"method": cfg.seed, "phases": cfg.seed}, provenance=method_provenance(spec, device),
             extra={"shots": shots, "selection": sel, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                    "method": spec.name,
                    "kind": spec.kind, "reference": spec.reference})

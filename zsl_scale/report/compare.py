@@ -83,7 +83,7 @@ def comparison_tables(agg: Sequence[dict]) -> dict[str, tuple[list[str], list[li
             continue
         cols = sorted({c for v in table.values() for c in v}, key=order)
         rows = [[*k, _seeds(v.values()), *(v.get(c) for c in cols)] for k, v in table.items()]
-        rows.sort(key=lambda r: (r[1] != "ours", -(_last_h(r, cols) or -1.0), r[0]))
+        rows.sort(key=lambda r: (r[1] != "ours", r[2] == "external", -(_last_h(r, cols) or -1.0), r[0]))
         out[title] = (["method", "source", "selection", "seeds", *cols], rows)
     return out
 
@@ -111,18 +111,24 @@ def _last_h(row: list[object], cols: list[str]) -> float | None:
     return None
 
 
+def _ranked(r: list[object]) -> bool:
+    """Rows that compete for "best": ours, scored from our own training (not a prediction file made elsewhere,
+    whose selection we cannot check)."""
+    return r[1] == "ours" and r[2] != "external"
+
+
 def best_of_ours(rows: list[list[object]], n_cols: int) -> list[float | None]:
-    """Per value column, the best mean of our rows (None when we have no value there)."""
+    """Per value column, the best mean of our ranked rows (None when we have no value there)."""
     best: list[float | None] = []
     for j in range(FIRST, FIRST + n_cols):
-        vals = [r[j].mean for r in rows if r[1] == "ours" and isinstance(r[j], Cell)]
+        vals = [r[j].mean for r in rows if _ranked(r) and isinstance(r[j], Cell)]
         best.append(max(vals) if vals else None)
     return best
 
 
 def _is_best(r: list[object], j: int, best: list[float | None]) -> bool:
     v, b = r[j], best[j - FIRST] if j >= FIRST else None
-    return r[1] == "ours" and b is not None and isinstance(v, Cell) and v.mean == b
+    return _ranked(r) and b is not None and isinstance(v, Cell) and v.mean == b
 
 
 def _cell(v: object) -> str:

@@ -77,11 +77,25 @@ def published_entries() -> list[dict]:
     return out
 
 
+def method_label(rec: ResultRecord) -> str:
+    """The method as the board names it: a plugin's origin and a prediction file's sha256 are part of it, so
+    rows of different plugin versions or files are never averaged together."""
+    plugin = rec.provenance.get("method_plugin")
+    if isinstance(plugin, dict) and plugin:
+        from zsl_scale.methods import origin_label
+
+        return f"{rec.method} [{origin_label(plugin)}]"
+    pred = rec.extra.get("predictions")
+    if rec.selection == "external" and isinstance(pred, dict) and pred.get("sha256"):
+        return f"{rec.method} [predictions {str(pred['sha256'])[:12]}]"
+    return rec.method
+
+
 def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
     """One flat CSV row for a results file."""
     m = rec.metrics
     prov = rec.provenance
-    return {"source": "ours", "dataset": rec.dataset, "split": rec.split, "method": rec.method,
+    return {"source": "ours", "dataset": rec.dataset, "split": rec.split, "method": method_label(rec),
             "setting": rec.setting, "selection": selection_label(rec), "seed": rec.seed,
             "S": m.S, "U": m.U, "H": m.H, "zsl": m.zsl,
             "top1": m.top_k.get("top1"), "top5": m.top_k.get("top5"), "config_sha256": rec.config_sha256,
@@ -221,7 +235,8 @@ th{{cursor:pointer}}</style></head><body>
 <b>published</b> numbers, not ours (other features and protocols: context, not competitors). The
 <i>selection</i> column says how each row's epochs and hyper-parameters were chosen: <i>validation</i> (clean),
 <i>fixed</i> (set in advance, e.g. another code's setting), <i>test-oracle</i> (best test epoch),
-<i>published</i> (copied from a paper); rows of different selection are never averaged together.
+<i>published</i> (copied from a paper), <i>external</i> (a prediction file made elsewhere, scored here: shown,
+never marked best); rows of different selection are never averaged together.
 Click a column header to sort.</p>
 {comparison_html(agg)}
 <h2>All rows</h2>

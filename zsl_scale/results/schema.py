@@ -19,9 +19,10 @@ SCHEMA_VERSION = "1.1"  # 1.1: ``selection`` / ``selection_source`` (1.0 files a
 
 # How a result's epochs and hyper-parameters were chosen. Only ``validation`` is a clean number;
 # ``fixed`` means set in advance (by a config, or another code's setting), ``test-oracle`` means the best
-# test epoch (compatibility modes of codes that report it), ``published`` a number copied from a paper.
-Selection = Literal["validation", "fixed", "test-oracle", "published"]
-SELECTIONS: tuple[str, ...] = ("validation", "fixed", "test-oracle", "published")
+# test epoch (compatibility modes of codes that report it), ``published`` a number copied from a paper,
+# ``external`` a prediction file made elsewhere (scored here, but how it was selected is unknown to us).
+Selection = Literal["validation", "fixed", "test-oracle", "published", "external"]
+SELECTIONS: tuple[str, ...] = ("validation", "fixed", "test-oracle", "published", "external")
 
 
 def _infer_selection(data: dict[str, Any]) -> tuple[str, str]:

@@ -7,6 +7,13 @@ from typing import TYPE_CHECKING
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "read_predictions": "predictions",
+    "ranked": "predictions",
+    "match_images": "predictions",
+    "gzsl_search_space": "score",
+    "check_classes": "predictions",
+    "accumulate": "predictions",
+    "Predictions": "predictions",
     "ClassTable": "score",
     "EvalRequest": "inputs",
     "ScoreInputs": "imagenet",
@@ -32,22 +39,29 @@ _EXPORTS = {
 __all__ = [
     "ClassTable",
     "EvalRequest",
+    "Predictions",
     "ScoreInputs",
     "ScoreSettings",
     "Scorer",
+    "accumulate",
+    "check_classes",
     "check_split_names",
     "feature_manifest_hashes",
     "from_paths",
     "gzsl_metrics",
+    "gzsl_search_space",
     "harmonic_mean",
     "iter_parquet_batches",
     "job_inputs",
     "linear_table",
     "make_inputs",
+    "match_images",
     "mean_per_class_accuracy",
     "per_class_accuracy",
+    "ranked",
     "read_classes_json",
     "read_groups",
+    "read_predictions",
     "score_splits",
     "score_stream",
     "split_manifest_hashes",
@@ -68,4 +82,12 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     )
     from zsl_scale.scoring.inputs import EvalRequest, check_split_names, from_paths
     from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
-    from zsl_scale.scoring.score import ClassTable
+    from zsl_scale.scoring.predictions import (
+        Predictions,
+        accumulate,
+        check_classes,
+        match_images,
+        ranked,
+        read_predictions,
+    )
+    from zsl_scale.scoring.score import ClassTable, gzsl_search_space
