@@ -119,22 +119,15 @@ def test_every_method_scored_beats_chance_and_is_on_the_leaderboard(fake_upstrea
 
 def test_scores_equal_the_method_ranking_its_own_logits(fake_upstream, tmp_path: Path) -> None:
     """The stage's numbers are the method's own arg-max over the search space (scaled features, same tie rule)."""
-    from zsl_scale.method import FeatureScaler
-    from zsl_scale.methods import TrainData, get_method, predict
     from zsl_scale.scoring import mean_per_class_accuracy
 
     run_job(_job({"eszsl": FIXED["eszsl"]}), tmp_path, log=lambda s: None)
     rec = read_result(tmp_path / "w/methods/results/imagenet-toy__2H__ESZSL__gzsl__seed0.json")
-    emb, feats, wnids = _planted()
-    space = sorted(SEEN + SPLIT)  # label-space index = position in the sorted wnids; SEEN < SPLIT, so = GZSL order
-    y = np.array([space.index(w) for w in wnids])
-    x = torch.as_tensor(feats.astype(np.float32))
-    train = np.isin(np.array(wnids), [w for w in SEEN if w not in HELD])
-    scaler = FeatureScaler.fit(x[train])
-    order = [(SEEN + SPLIT).index(w) for w in space]
-    data = TrainData(scaler(x[train]), torch.as_tensor(y[train]), torch.as_tensor(emb[order]))
-    pred = predict(get_method("eszsl").make(data, 0).fit(FIXED["eszsl"]), scaler(x), np.arange(len(space)))
-    unseen = np.isin(np.array(wnids), HELD + SPLIT)
+    _, space, logits = _eszsl_logits()
+    wnids = np.array(_planted()[2])
+    y, pred = np.array([space.index(w) for w in wnids]), logits.argmax(axis=1)
+    train = np.isin(wnids, [w for w in SEEN if w not in HELD])
+    unseen = np.isin(wnids, HELD + SPLIT)
     seen_acc, unseen_acc = rec.metrics.S, rec.metrics.U
     assert seen_acc == pytest.approx(100 * mean_per_class_accuracy(y[train], pred[train]), abs=1e-3)
     assert unseen_acc == pytest.approx(100 * mean_per_class_accuracy(y[unseen], pred[unseen]), abs=1e-3)
@@ -178,3 +171,84 @@ def test_bad_configs_are_one_error(fake_upstream, tmp_path: Path, methods, extra
     with pytest.raises(ConfigError, match=message):
         run_job(_job(methods, **extra), tmp_path, log=lambda s: None)
     assert not (tmp_path / "w/methods/stage.json").exists()
+
+
+def _eszsl_logits() -> tuple[list[str], list[str], np.ndarray]:
+    """(image ids, the 2H search space, ESZSL's test logits over it) — the stage's own fit, redone by hand."""
+    from zsl_scale.method import FeatureScaler
+    from zsl_scale.methods import TrainData, get_method, scores
+
+    emb, feats, wnids = _planted()
+    space = sorted(SEEN + SPLIT)  # = gzsl_search_space(SEEN, SPLIT): SEEN sort before SPLIT
+    y = np.array([space.index(w) for w in wnids])
+    x = torch.as_tensor(feats.astype(np.float32))
+    train = np.isin(np.array(wnids), [w for w in SEEN if w not in HELD])
+    scaler = FeatureScaler.fit(x[train])
+    order = [(SEEN + SPLIT).index(w) for w in space]
+    data = TrainData(scaler(x[train]), torch.as_tensor(y[train]), torch.as_tensor(emb[order]))
+    fitted = get_method("eszsl").make(data, 0).fit(FIXED["eszsl"])
+    return [f"img{j}" for j in range(len(wnids))], space, scores(fitted, scaler(x), np.arange(len(space))).numpy()
+
+
+def test_plugin_and_prediction_file_beside_the_builtins(fake_upstream, tmp_path: Path, capsys) -> None:
+    """The example plugin runs in the methods stage (its origin on the board); ESZSL's outputs as a prediction
+    file give exactly the stage's ESZSL numbers through ``zsl-scale evaluate imagenet --predictions``."""
+    from tests.conftest import run_cli
+    from tests.methods.test_plugins import require_example
+    from tests.protocol.test_external import write_predictions
+
+    version = require_example()
+    run_job(_job({"eszsl": FIXED["eszsl"], "linproto": {"lam": 1.0}}), tmp_path, log=lambda s: None)
+    res = tmp_path / "w/methods/results"
+    lin = read_result(res / "imagenet-toy__2H__LinProto__gzsl__seed0.json")
+    assert lin.provenance["method_plugin"]["distribution"] == "zsl-plugin-example"
+    assert lin.metrics.S > 3 * 100 / 20 and lin.extra["hyper"] == {"lam": 1.0}  # learns: 3x chance on seen
+    board = (tmp_path / "w/leaderboard/board/leaderboard.md").read_text()
+    assert f"| LinProto [plugin zsl-plugin-example {version}] | ours | fixed |" in board
+    eszsl = read_result(res / "imagenet-toy__2H__ESZSL__gzsl__seed0.json")
+    ids, space, logits = _eszsl_logits()
+    top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    ranked = [[space[j] for j in r] for r in top5]
+    files = {"scores": write_predictions(tmp_path / "eszsl.parquet", ids, space, logits),
+             "topk": write_predictions(tmp_path / "eszsl-top5.parquet", ids, topk=ranked)}
+    for kind, path in files.items():
+        out = tmp_path / f"ext-{kind}"
+        assert run_cli(["evaluate", "imagenet", "--run", str(tmp_path / "w"), "--splits", "2H", "--predictions",
+                        str(path), "--dataset", "imagenet-toy", "--out", str(out)]) == 0
+        ext = read_result(out / f"imagenet-toy__2H__{path.stem}__gzsl__seed0.json")
+        assert (ext.metrics.S, ext.metrics.U, ext.metrics.H) == (eszsl.metrics.S, eszsl.metrics.U, eszsl.metrics.H)
+        assert ext.metrics.per_class == eszsl.metrics.per_class and ext.metrics.per_group == eszsl.metrics.per_group
+        assert ext.selection == "external" and ext.extra["images"] == eszsl.extra["images"]
+        assert ext.manifests["predictions"] == ext.extra["predictions"]["sha256"]
+    assert "2H: S" in capsys.readouterr().out
+
+
+def test_bad_imagenet_prediction_files_are_one_error_each(fake_upstream, tmp_path: Path, capsys) -> None:
+    from tests.conftest import run_cli
+    from tests.protocol.test_external import write_predictions
+
+    run_job(_job({"eszsl": FIXED["eszsl"]}), tmp_path, log=lambda s: None)
+    ids, space, logits = _eszsl_logits()
+    nan = logits.copy()
+    nan[3, 2] = np.nan
+    plus_one = np.vstack([logits, logits[:1]])
+    cases = {
+        "unknown image": (write_predictions(tmp_path / "a.parquet", [*ids, "imgX"], space, plus_one), [],
+                          "image 'imgX' is not a test image"),
+        "missing image": (write_predictions(tmp_path / "b.parquet", ids[1:], space, logits[1:]), [],
+                          "lacks 1 test image(s)"),
+        "duplicate row": (write_predictions(tmp_path / "c.parquet", [*ids, ids[0]], space, plus_one), [],
+                          "appears more than once"),
+        "wrong class set": (write_predictions(tmp_path / "d.parquet", ids, space[:-1], logits[:, :-1]), [],
+                            f"it lacks class '{space[-1]}'"),
+        "NaN": (write_predictions(tmp_path / "e.parquet", ids, space, nan), [], "has a NaN or infinite score"),
+        "topk class": (write_predictions(tmp_path / "f.parquet", ids, topk=[["n99999999"]] * len(ids)), [],
+                       "ranks class 'n99999999'"),
+        "no --run": (tmp_path / "a.parquet", ["--splits", "2H"], "pass --run"),
+    }
+    for case, (path, extra, message) in cases.items():
+        args = extra or ["--run", str(tmp_path / "w"), "--splits", "2H"]
+        assert run_cli(["evaluate", "imagenet", *args, "--predictions", str(path), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (case, err)
+    assert not list((tmp_path / "o").glob("*.json"))

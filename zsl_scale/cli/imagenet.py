@@ -59,6 +59,9 @@ def evaluate(
     seed: int = typer.Option(0, help="Seed recorded in the results (the file name's seedN)"),
     batch_rows: int = typer.Option(65536, help="Query rows per scored batch (memory)"),
     notes: str = typer.Option("", help="Free text stored in the results' extra.notes"),
+    predictions: Path | None = typer.Option(None, help="Score a prediction file made elsewhere (parquet: image_id "
+                                                       "+ scores or topk; docs/methods.md) over --run's test images "
+                                                       "instead of a classifier; results say selection: external"),
 ) -> None:
     """Score test latents over each split's GZSL search space (1K seen + the split's classes).
 
@@ -67,7 +70,7 @@ def evaluate(
     """
     from zsl_scale.jobs import evaluate_imagenet
     from zsl_scale.results import read_result
-    from zsl_scale.scoring import EvalRequest, ScoreSettings
+    from zsl_scale.scoring import EvalRequest, ScoreSettings, check_split_names
 
     req = EvalRequest(run=run, classifier=classifier, queries=queries, splits=_csv(splits, "--splits"),
                       split_root=split_root, seen=seen, heldout=heldout, groups=groups, wordnet=wordnet)
@@ -80,8 +83,19 @@ def evaluate(
     if run is not None and not run.is_dir():  # before the lock: its default folder lives inside the run folder
         raise DataError(f"run folder not found: {run}")
     dest = out or (run / "evaluate" if run else Path("runs") / "imagenet-eval")
+    if predictions is not None:
+        from zsl_scale.core import ConfigError
+        from zsl_scale.jobs import score_prediction_file
+
+        if run is None or classifier is not None or queries is not None:
+            raise ConfigError("--predictions scores a file over a job folder's test images: pass --run, and no "
+                              "--classifier or --queries")
+        if not predictions.is_file():
+            raise DataError(f"prediction file not found: {predictions}")
+        check_split_names(req.splits)
     with output_lock(dest):  # checked before any split is scored
-        written = evaluate_imagenet(req, settings, dest)
+        written = (evaluate_imagenet(req, settings, dest) if predictions is None
+                   else score_prediction_file(predictions, run, settings, dest))
     for path in written:
         rec = read_result(path)
         m = rec.metrics

@@ -14,6 +14,7 @@ _EXPORTS = {
     "StageContext": "registry",
     "StageSpec": "registry",
     "evaluate_imagenet": "imagenet_eval",
+    "score_prediction_file": "imagenet_predictions",
     "load_job": "registry",
     "register_stage": "registry",
     "run_job": "runner",
@@ -31,6 +32,7 @@ __all__ = [
     "load_job",
     "register_stage",
     "run_job",
+    "score_prediction_file",
     "stage_runner",
     "workdir_of",
 ]

@@ -186,7 +186,8 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
             selection_source=f"hyper-parameters fixed in the job config ({_fmt(hyper)}): {source}",
             extra={"method_name": spec.name, "hyper": hyper, "train_images": int(data.x.shape[0]),
                    "train_classes": len(data.seen), "train_seconds": round(train_s, 2),
-                   "train_cpu_seconds": round(train_cpu, 2)}, **common)
+                   "train_cpu_seconds": round(train_cpu, 2)},
+            provenance={"method_plugin": dict(spec.origin)} if spec.origin else {}, **common)
         files = score_splits(inputs, settings, ctx.out_dir / "results")
     ctx.mark_part(spec.name, files, time.perf_counter() - t0)
     return files

@@ -33,12 +33,6 @@ from zsl_scale.scoring import (
 TOP_K = (1, 5)
 
 
-def external_source(sha256: str, name: str) -> str:
-    """The ``selection_source`` of every result scored from a prediction file."""
-    return (f"prediction file {name} (sha256 {sha256[:12]}…) made outside zsl-scale: its epochs and "
-            "hyper-parameters were chosen by its producer, not validated here")
-
-
 def run_predictions(path: Path, cfg: RunConfig, out_dir: str | Path, log: Log = print,
                     bench: Benchmark | None = None) -> ResultRecord:
     """Score the prediction file ``path`` on ``cfg.benchmark``'s GZSL test phase; one results file."""
@@ -70,7 +64,7 @@ def run_predictions(path: Path, cfg: RunConfig, out_dir: str | Path, log: Log = 
     atomic_write_text(out / "config_predictions.yaml", dump_config(cfg))
     rec = ResultRecord(
         dataset=bench.name, split="xlsa17", method=pred.method, seed=cfg.seed, setting="gzsl",
-        selection="external", selection_source=external_source(pred.sha256, Path(path).name), metrics=metrics,
+        selection="external", selection_source=pred.selection_source(), metrics=metrics,
         config=config, manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info),
                                   "predictions": pred.sha256},
         seeds={"phases": cfg.seed}, provenance=capture("cpu"),

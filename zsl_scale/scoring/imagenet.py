@@ -99,6 +99,7 @@ class ScoreInputs:
     query_map: Callable[[np.ndarray], np.ndarray] | None = None  # [n, D_in] float32 → [n, classifier.dim]
     selection_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # beside capture(): e.g. a plugin's origin
 
 
 def load_classifier(path: Path) -> tuple[ClassTable, int | None]:
@@ -179,7 +180,7 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
             selection="fixed", selection_source=inputs.selection_source
             or f"classifier epochs ({inputs.classifier_epochs}) set in the config",
             metrics=Metrics(**metrics), config=inputs.config, manifests=manifests,
-            seeds={"score": settings.seed}, provenance=capture(scorer.device),
+            seeds={"score": settings.seed}, provenance={**capture(scorer.device), **inputs.provenance},
             extra={"search_space": len(table.class_ids), "images": int(acc.totals.sum()),
                    "seen_classes": len(classes["seen"]), "heldout_classes": len(classes["heldout"]),
                    "split_classes": len(classes["splits"][name]), "backend": settings.backend,

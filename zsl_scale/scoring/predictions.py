@@ -51,6 +51,11 @@ class Predictions:
     def kind(self) -> str:
         return "scores" if self.scores is not None else "topk"
 
+    def selection_source(self) -> str:
+        """The ``selection_source`` of every result scored from this file."""
+        return (f"prediction file {self.path.name} (sha256 {self.sha256[:12]}…) made outside zsl-scale: its "
+                "epochs and hyper-parameters were chosen by its producer, not validated here")
+
     def provenance(self) -> dict[str, object]:
         """What results files record about the file."""
         return {"path": str(self.path.resolve()), "sha256": self.sha256, "format": self.kind,
