@@ -252,9 +252,28 @@ def test_cli_bad_input_is_one_error_line(data, tmp_path, capsys):
     code, err = _cli([*base[:4], "--storage", str(blocker), *base[6:], "--features", str(feats),
                       "--embeddings", str(emb)], capsys)
     assert code == 2 and "--storage" in err and "is a file, not a folder" in err
-    code, err = _cli([*base, "--features", str(feats), "--embeddings", str(emb), "--set", "scale.streams=3",
+    spawn = [*base[:2], "--runner", "spawn", *base[4:]]
+    code, err = _cli([*spawn, "--features", str(feats), "--embeddings", str(emb), "--set", "scale.streams=3",
                       "--workers", "2"], capsys)
     assert code == 2 and "must be a multiple" in err
+    # one runner vocabulary (jobs too): local is this one process, N processes are spawn
+    code, err = _cli([*base, "--features", str(feats), "--embeddings", str(emb), "--workers", "2"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "--runner local trains in this one process" in err
+    code, err = _cli([*base[:2], "--runner", "spwan", *base[4:]], capsys)
+    assert code == 2 and "did you mean 'spawn'?" in err
+
+
+def test_local_runner_leaves_the_driver_thread_count(data, tmp_path):
+    """The worker's ``scale.threads_per_worker`` (1) holds while it trains, not in the driver afterwards."""
+    from zsl_scale.distributed import fit_vae
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        fit_vae(make_job(tmp_path, data, "threads", epochs=1), "local")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow

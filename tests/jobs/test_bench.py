@@ -57,6 +57,19 @@ def test_benchmark_latents_refuse_fixed_epochs(tmp_path: Path) -> None:
         _latents_only(spec, tmp_path)
 
 
+def test_local_runner_with_two_workers_is_refused(tmp_path: Path) -> None:
+    """``runner: local`` is one process (as ``--runner local``): two workers ask for ``spawn`` or ``ray``."""
+    from zsl_scale.jobs.registry import StageContext
+    from zsl_scale.jobs.vae_fit import fit_and_export
+
+    spec = small_job()
+    spec.stages[4].config["scale"]["workers"] = 2
+    ctx = StageContext(spec, spec.stages[4], tmp_path / "train", tmp_path, {})
+    with pytest.raises(ConfigError, match=r"stage .train.: runner local trains in this one process but "
+                                          r"scale\.workers is 2; use spawn"):  # before any data is read
+        fit_and_export(ctx, {"scale": spec.stages[4].config["scale"]}, tmp_path / "f", tmp_path / "e", "local")
+
+
 def _latents_only(spec: JobSpec, tmp_path: Path) -> None:
     from zsl_scale.jobs import bench_eval
     from zsl_scale.jobs.registry import StageContext

@@ -28,38 +28,25 @@ def train(
     workers: int | None = typer.Option(None, help="Data-parallel workers"),
     epochs: int | None = typer.Option(None, help="Epochs (a finished run can be extended)"),
     device: str | None = typer.Option(None, help="auto, cpu or cuda"),
-    runner: str = typer.Option("ray", help="ray (TorchTrainer) or local (no Ray; spawns processes for workers > 1)"),
+    runner: str = typer.Option("ray", help="ray (Ray Train TorchTrainer), spawn (--workers local processes, no "
+                               "Ray) or local (this process, one worker)"),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override any config key: key.path=value"),
 ) -> None:
     """Train the CADA-VAE data-parallel, with a checkpoint every epoch, losses.csv and loss_curve.png."""
-    from zsl_scale.core import ConfigError, atomic_write_text, check_output_dir, output_lock
-    from zsl_scale.distributed import (
-        export_model,
-        fit_local,
-        fit_ray,
-        fit_spawn,
-        load_job_config,
-        load_job_inputs,
-        prepare_job,
-    )
+    from zsl_scale.core import atomic_write_text, check_output_dir, output_lock
+    from zsl_scale.distributed import check_runner, export_model, fit_vae, load_job_config, load_job_inputs, prepare_job
 
-    if runner not in ("ray", "local"):
-        raise ConfigError(f"--runner must be ray or local, got {runner!r}")
     overrides = _options_as_overrides(features=features, embeddings=embeddings, name=name, storage=storage,
                                       workers=workers, epochs=epochs, device=device)
     cfg = load_job_config(config, [*overrides, *set_])
+    check_runner(runner, cfg.scale.workers, "--runner")
     local = "://" not in cfg.scale.storage_path
     if local:  # a file or read-only folder is one line here, not an error raised inside a worker
         check_output_dir(cfg.scale.storage_path, "--storage")
     run_dir = Path(cfg.scale.storage_path) / cfg.name
     with output_lock(run_dir, "run folder") if local else contextlib.nullcontext():
         job = prepare_job(cfg, *load_job_inputs(cfg))
-        if runner == "ray":
-            summary = fit_ray(job)
-        elif cfg.scale.workers > 1:
-            summary = fit_spawn(job, cfg.scale.workers)
-        else:
-            summary = fit_local(job, device=_local_device(cfg.scale.device))
+        summary = fit_vae(job, runner)
         if local:
             import yaml
 
@@ -68,12 +55,6 @@ def train(
                                                        "train_features": str(cfg.data.features)})
     typer.echo(f"trained {summary['epochs']} epochs on {summary['rows']} rows, {summary['classes']} classes; "
                f"final loss {summary['final_loss']:.4f}; checkpoint {summary['checkpoint']}")
-
-
-def _local_device(name: str) -> str:
-    from zsl_scale.core import resolve_device
-
-    return str(resolve_device(name))
 
 
 @dist_app.command("classifier")

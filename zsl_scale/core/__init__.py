@@ -45,6 +45,7 @@ _EXPORTS = {
     "sha256_json": "io",
     "shard_paths": "shards",
     "shared_data_dir": "paths",
+    "torch_threads": "device",
     "validation_message": "config",
     "vector_array": "shards",
     "parquet_options": "shards",
@@ -90,6 +91,7 @@ __all__ = [
     "sha256_json",
     "shard_paths",
     "shared_data_dir",
+    "torch_threads",
     "validation_message",
     "vector_array",
     "vectors",
@@ -110,7 +112,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         validation_message,
         yaml_error_line,
     )
-    from zsl_scale.core.device import resolve_device
+    from zsl_scale.core.device import resolve_device, torch_threads
     from zsl_scale.core.errors import ConfigError, DataError, ZslError
     from zsl_scale.core.exports import lazy_exports
     from zsl_scale.core.io import (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from zsl_scale.core.errors import ConfigError
@@ -26,3 +29,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu")
     return dev
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count on exit.
+
+    For settings that belong to one piece of work (a method's ``MethodSpec.threads``, a training worker's
+    ``scale.threads_per_worker``), so that they never leak into the process's later work.
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

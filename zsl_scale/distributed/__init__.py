@@ -10,10 +10,12 @@ from zsl_scale.core import lazy_exports
 _EXPORTS = {
     "DistJobConfig": "config",
     "build_bank": "classifier",
+    "check_runner": "runners",
     "export_model": "export",
     "fit_local": "trainer",
     "fit_ray": "ray_fit",
     "fit_spawn": "trainer",
+    "fit_vae": "runners",
     "load_class_table": "streaming",
     "load_final_model": "export",
     "load_job_config": "config",
@@ -27,10 +29,12 @@ _EXPORTS = {
 __all__ = [
     "DistJobConfig",
     "build_bank",
+    "check_runner",
     "export_model",
     "fit_local",
     "fit_ray",
     "fit_spawn",
+    "fit_vae",
     "load_class_table",
     "load_final_model",
     "load_job_config",
@@ -48,5 +52,6 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.distributed.config import DistJobConfig, load_job_config
     from zsl_scale.distributed.export import export_model, load_final_model, state_scaler
     from zsl_scale.distributed.ray_fit import fit_ray
+    from zsl_scale.distributed.runners import check_runner, fit_vae
     from zsl_scale.distributed.streaming import load_class_table, open_features
     from zsl_scale.distributed.trainer import fit_local, fit_spawn, load_job_inputs, prepare_job

@@ -19,9 +19,10 @@ Why the result does not depend on the worker count (up to float summation order)
 * ``scale.exact_sum`` removes the float summation order too (:mod:`zsl_scale.distributed.exact`: one
   gradient per stream, summed in stream order on every worker): bitwise identical for any worker count.
 
-Runners: :func:`fit_ray` (``TorchTrainer`` with ``ScalingConfig``, ``RunConfig(name, storage_path)``,
-``FailureConfig``; resume = re-run the same name) and :func:`fit_local` (no Ray: one process, or a
-torch.distributed group set up by the caller, e.g. ``mp.spawn`` in tests and small benchmarks).
+Runners, dispatched by :func:`zsl_scale.distributed.runners.fit_vae`: :func:`fit_ray` (``TorchTrainer`` with
+``ScalingConfig``, ``RunConfig(name, storage_path)``, ``FailureConfig``; resume = re-run the same name),
+:func:`fit_spawn` (``mp.spawn`` over gloo) and :func:`fit_local` (no Ray: one process, or a torch.distributed
+group set up by the caller).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from zsl_scale.core import ConfigError, DataError
+from zsl_scale.core import ConfigError, DataError, torch_threads
 from zsl_scale.distributed.config import DistJobConfig
 from zsl_scale.distributed.exact import exact_step, local_stream_slices, ordered_sum
 from zsl_scale.distributed.state import Context, LocalContext, finish_run, preflight_run_dir, rng_states
@@ -164,9 +165,17 @@ def _wrap(module: _StepModule, device: torch.device) -> nn.Module:
 
 
 def vae_worker(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
-    """The training loop of one worker; returns the per-epoch history (identical on every rank)."""
+    """The training loop of one worker; returns the per-epoch history (identical on every rank).
+
+    It runs with ``scale.threads_per_worker`` torch threads and then restores the caller's count: under the
+    ``local`` runner the worker *is* the driver, whose later stages must keep their own threads.
+    """
+    with torch_threads(job.cfg.scale.threads_per_worker):
+        return _train(job, ctx)
+
+
+def _train(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
     cfg, device = job.cfg, ctx.device
-    torch.set_num_threads(cfg.scale.threads_per_worker)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     vae = CadaVae(job.model_cfg).to(device)
     optimizer = make_optimizer(vae, cfg.train)

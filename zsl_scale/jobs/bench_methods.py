@@ -70,16 +70,16 @@ def run_bench_methods(ctx: StageContext) -> list[Path]:
 
 def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any) -> Path:
     """One method: validation → ``trainval`` fit(s) → chunked scoring → a results file."""
-    from zsl_scale.core import capture, sha256_json
+    from zsl_scale.core import capture, sha256_json, torch_threads
     from zsl_scale.methods import get_method
-    from zsl_scale.protocol import fit_selected, method_threads
+    from zsl_scale.protocol import fit_selected
     from zsl_scale.results import Metrics, ResultRecord, write_result
 
     spec = get_method(name)
     log = ctx.log
     t0, c0 = time.perf_counter(), time.process_time()
     where = ctx.config.get("device", "auto")
-    with method_threads(spec.threads):
+    with torch_threads(spec.threads):
         fit = fit_selected(spec, bench, run_cfg, 0, device, log, state_dir=ctx.out_dir / "state" / spec.name)
         gz = _chunked(fit.gzsl, fit.data, bench, np.union1d(fit.data.seen, fit.data.unseen), where)
         zsl = _chunked(fit.zsl, fit.data, bench, fit.data.unseen, where)["U"]

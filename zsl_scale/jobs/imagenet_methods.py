@@ -162,15 +162,15 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
     """Train one method (or reuse its finished results on resume) and score every split."""
     import torch
 
+    from zsl_scale.core import torch_threads
     from zsl_scale.methods import class_table, queries
-    from zsl_scale.protocol import method_threads
     from zsl_scale.scoring import ScoreInputs, score_splits
 
     finished = ctx.finished_part(spec.name)
     if finished is not None:
         return finished
     t0, c0 = time.perf_counter(), time.process_time()
-    with method_threads(spec.threads):
+    with torch_threads(spec.threads):
         say = lambda m: ctx.log(f"[{spec.display}] {m}")  # noqa: E731
         fitted = spec.make(replace(data, state_dir=ctx.out_dir / "state" / spec.name, log=say), seed).fit(hyper)
         table = class_table(fitted, np.arange(len(label_space)), label_space)

@@ -9,17 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError
 from zsl_scale.jobs.registry import StageContext
 
-RUNNERS = ("local", "spawn", "ray")
 
+def check_runner(ctx: StageContext, runner: str, workers: int = 1) -> str:
+    """``runner`` if it is a runner's name (``local``, ``spawn``, ``ray``: the CLI's vocabulary, see
+    :func:`zsl_scale.distributed.check_runner`) that fits ``workers``; a one-line ConfigError otherwise."""
+    from zsl_scale.distributed import check_runner as check
 
-def check_runner(ctx: StageContext, runner: str) -> str:
-    """``runner`` if it is one of :data:`RUNNERS` (a one-line :class:`ConfigError` otherwise)."""
-    if runner not in RUNNERS:
-        raise ConfigError(f"stage {ctx.spec.name!r}: runner must be local, spawn or ray, got {runner!r}")
-    return runner
+    return check(runner, workers, f"stage {ctx.spec.name!r}: runner")
 
 
 def fit_and_export(ctx: StageContext, job: dict[str, Any], feats: Path, emb: Path, runner: str) -> list[Path]:
@@ -30,30 +28,16 @@ def fit_and_export(ctx: StageContext, job: dict[str, Any], feats: Path, emb: Pat
         job: a :class:`zsl_scale.distributed.DistJobConfig` mapping without ``name`` and ``data``.
         feats: the training feature shards.
         emb: the class-embedding parquet file.
-        runner: ``local`` (one process), ``spawn`` (a local process group) or ``ray`` (Ray Train).
+        runner: ``local`` (this process; ``scale.workers`` must be 1), ``spawn`` (``scale.workers`` local
+            processes) or ``ray`` (Ray Train).
     """
-    from zsl_scale.core import resolve_device
-    from zsl_scale.distributed import (
-        DistJobConfig,
-        export_model,
-        fit_local,
-        fit_ray,
-        fit_spawn,
-        load_class_table,
-        open_features,
-        prepare_job,
-    )
+    from zsl_scale.distributed import DistJobConfig, export_model, fit_vae, load_class_table, open_features, prepare_job
 
     data = {"features": str(feats), "embeddings": str(emb)}
     job_cfg = DistJobConfig.model_validate({**job, "name": "vae", "data": data})
     job_cfg.scale.storage_path = str(ctx.out_dir)
-    prepared = prepare_job(job_cfg, open_features(feats), load_class_table(emb))
-    if check_runner(ctx, runner) == "ray":
-        fit_ray(prepared)
-    elif runner == "spawn":
-        fit_spawn(prepared, job_cfg.scale.workers)
-    else:
-        fit_local(prepared, device=str(resolve_device(job_cfg.scale.device)))
+    check_runner(ctx, runner, job_cfg.scale.workers)
+    fit_vae(prepare_job(job_cfg, open_features(feats), load_class_table(emb)), runner)
     export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
         "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
     return [ctx.out_dir / "vae.pt"]

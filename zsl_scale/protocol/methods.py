@@ -14,8 +14,7 @@ softmax method's ZSL classifier is its GZSL classifier restricted to the unseen 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_scale.core import RunConfig, atomic_write_text, capture, dump_config, resolve_device, sha256_json
+from zsl_scale.core import (
+    RunConfig,
+    atomic_write_text,
+    capture,
+    dump_config,
+    resolve_device,
+    sha256_json,
+    torch_threads,
+)
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.method import FeatureScaler
 from zsl_scale.methods import Fitted, MethodSpec, TrainData, predict, scores
@@ -121,21 +128,6 @@ def _tagged(log: Log, spec: MethodSpec, shots: int, phase: str) -> Log:
     return lambda msg: log(f"[{spec.display} {setting_name(shots)} {phase}] {msg}")
 
 
-@contextmanager
-def method_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (None: unchanged), restoring the previous count.
-
-    A method's ``MethodSpec.threads`` (one for the SGD methods: see :mod:`zsl_scale.methods.registry`).
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
            log: Log = print, state_dir: Path | None = None) -> dict[str, Any]:
     """Hyper-parameters for GZSL (best validation H) and ZSL (best validation unseen accuracy)."""
@@ -157,7 +149,7 @@ def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: i
                     log: Log = print, state_dir: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
     assert spec.make is not None
-    with method_threads(spec.threads):
+    with torch_threads(spec.threads):  # the method's MethodSpec.threads
         return _evaluate(spec, bench, cfg, shots, device, log, state_dir)
 
 
