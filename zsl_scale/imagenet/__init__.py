@@ -42,6 +42,8 @@ _EXPORTS = {
     "DEFAULT_UNIVERSE": "universes",
     "resolve_universe": "universes",
     "universe_id": "universes",
+    "training_classes": "universes",
+    "TRAINING_SETS": "universes",
     "validate_splits": "checks",
 }
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "HOP_SPLITS",
     "SPLIT_SETS",
     "STRUCTURAL_SPLITS",
+    "TRAINING_SETS",
     "UNIVERSES",
     "XIAN2018_SHA256",
     "XIAN_SPLIT_NAMES",
@@ -79,6 +82,7 @@ __all__ = [
     "split_seen",
     "split_set",
     "split_universe",
+    "training_classes",
     "universe_id",
     "validate_splits",
 ]
@@ -106,5 +110,12 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         split_universe,
     )
     from zsl_scale.imagenet.stored import load_manifest, load_split, manifest_sha256, split_seen
-    from zsl_scale.imagenet.universes import DEFAULT_UNIVERSE, UNIVERSES, resolve_universe, universe_id
+    from zsl_scale.imagenet.universes import (
+        DEFAULT_UNIVERSE,
+        TRAINING_SETS,
+        UNIVERSES,
+        resolve_universe,
+        training_classes,
+        universe_id,
+    )
     from zsl_scale.imagenet.xian import XIAN2018_SHA256, read_xian_list

@@ -36,11 +36,13 @@ from zsl_scale.imagenet.counts import read_count_table
 
 __all__ = [
     "DEFAULT_UNIVERSE",
+    "TRAINING_SETS",
     "UNIVERSES",
     "Universe",
     "is_universe_id",
     "resolve_universe",
     "restrict",
+    "training_classes",
     "universe_id",
 ]
 
@@ -180,3 +182,27 @@ def restrict(wnids: list[str], universe: Universe) -> tuple[list[str], dict[str,
                                "from the search space too)",
                        "num_classes": len(seen) - len(seen_dropped), "dropped_wnids": seen_dropped}}
     return kept, record
+
+
+TRAINING_SETS: tuple[str, ...] = ("in1k", "in21k", "in22k", *UNIVERSES, "none", "unknown")
+
+
+def training_classes(label: str) -> frozenset[str] | None:
+    """The classes a backbone's weights were trained on, by label: ``in1k`` (ILSVRC-2012), ``in21k`` / ``in22k``
+    (fall 2011, 21,841), a universe name (``in12k``, ``in21k-p`` …), ``none`` (no ImageNet labels, e.g.
+    self-supervised) or ``unknown`` (returns None: nothing can be checked).
+
+    Raises:
+        DataError: an unknown label.
+    """
+    if label == "unknown":
+        return None
+    if label == "none":
+        return frozenset()
+    if label == "in1k":
+        return frozenset(imagenet_classes("1k"))
+    if label in ("in21k", "in22k"):
+        return _named(DEFAULT_UNIVERSE).wnids
+    if label in UNIVERSES:
+        return _named(label).wnids
+    raise DataError(f"unknown training class set {label!r}; use one of {', '.join(TRAINING_SETS)}")

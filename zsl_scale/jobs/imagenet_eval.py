@@ -75,9 +75,27 @@ def from_job(req: EvalRequest) -> ScoreInputs:
     stages = {rec["name"]: {"kind": rec["kind"], "config": rec.get("config", {}), "hash": rec["hash"]}
               for rec in records.values()}
     config = {"command": "zsl-scale imagenet evaluate", "run": str(req.run.resolve()), "stages": stages}
+    if req.universe:
+        classes, config["universe"] = _restrict(classes, req.universe), req.universe
     return make_inputs(classes, classifier, queries, read_groups(groups), config,
                        feature_manifest_hashes(list(records.values())),
                        split_manifest_hashes(splits_dir, classes["splits"]))
+
+
+def _restrict(classes: dict[str, Any], universe: str) -> dict[str, Any]:
+    """The job's classes restricted to a universe (seen, train, held-out and every split ∩ U; splits renamed
+    ``NAME@U``); a split the job already restricted keeps its name."""
+    from zsl_scale.imagenet import resolve_universe
+
+    uni = resolve_universe(universe)
+    keep = uni.wnids
+
+    def cut(wnids: list[str]) -> list[str]:
+        return [w for w in wnids if w in keep]
+
+    splits = {(n if "@" in n else f"{n}@{uni.id}"): cut(w) for n, w in classes["splits"].items()}
+    return {**classes, "seen": cut(classes["seen"]), "train": cut(classes["train"]),
+            "heldout": cut(classes["heldout"]), "splits": splits}
 
 
 def evaluate_imagenet(req: EvalRequest, settings: ScoreSettings, out: Path) -> list[Path]:

@@ -49,18 +49,28 @@ def read_classes(ctx: StageContext) -> dict[str, Any]:
 def run_splits(ctx: StageContext) -> list[Path]:
     """Build the splits named in ``splits`` (Xian et al.'s are copied after a sha256 check) and the seen /
     held-out class lists."""
-    from zsl_scale.imagenet import build_splits, imagenet_classes, load_split, read_wnid_list
+    from zsl_scale.imagenet import build_splits, load_split, read_wnid_list, split_seen
 
     if "benchmark" in ctx.config:  # a small benchmark's own split (jobs.bench)
         return bench.run_bench_splits(ctx)
-    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet", "xian_source"})
-    names = list(cfg.get("splits", ["2H"]))  # ours (2H, M500, …) or Xian et al.'s (xian2018/M500, …)
+    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet", "xian_source", "universe", "split_images"})
+    # ours (2H, M500, …) or Xian et al.'s (xian2018/M500, …), each optionally restricted (NAME@U, or `universe`)
     root = ctx.out_dir / "splits"
     counts, xian = cfg.get("counts"), cfg.get("xian_source")
-    build_splits(names, root=root, counts_path=ctx.path(counts) if counts else None,
-                 wordnet=cfg.get("wordnet"), xian_source=ctx.path(xian) if xian else None)
+    universe = cfg.get("universe")
+    if universe and ":" in universe:  # a user copy's classes: counts:<file> / features:<dir>, relative to the job
+        kind, _, source = universe.partition(":")
+        universe = f"{kind}:{ctx.path(source)}"
+    dirs = build_splits(list(cfg.get("splits", ["2H"])), root=root, counts_path=ctx.path(counts) if counts else None,
+                        wordnet=cfg.get("wordnet"), xian_source=ctx.path(xian) if xian else None, universe=universe)
+    names = [_split_name(d) for d in dirs]
+    if cfg.get("split_images", "required") not in ("required", "distractors"):
+        raise ConfigError(f"stage {ctx.spec.name!r}: split_images must be required or distractors")
     seen_cfg = cfg.get("seen", "1k")
-    seen = list(imagenet_classes("1k")) if seen_cfg == "1k" else read_wnid_list(ctx.path(seen_cfg))
+    seen = split_seen(names[0], root) if seen_cfg == "1k" else read_wnid_list(ctx.path(seen_cfg))
+    if seen_cfg == "1k" and any(split_seen(n, root) != seen for n in names):
+        raise ConfigError(f"stage {ctx.spec.name!r}: the splits {', '.join(names)} restrict the 1K differently "
+                          "(different universes); one universe per job")
     heldout: list[str] = []
     if cfg.get("holdout"):
         hold = cfg["holdout"]
@@ -69,9 +79,16 @@ def run_splits(ctx: StageContext) -> list[Path]:
         heldout = sorted(rng.choice(sorted(seen), size=n, replace=False).tolist())
     held = set(heldout)
     doc = {"seen": sorted(seen), "train": sorted(w for w in seen if w not in held), "heldout": heldout,
-           "splits": {n: load_split(n, root) for n in names}, "split_root": str(root)}
+           "splits": {n: load_split(n, root) for n in names}, "split_root": str(root),
+           "split_images": cfg.get("split_images", "required")}
     atomic_write_json(ctx.out_dir / "classes.json", doc)
     return [ctx.out_dir / "classes.json"]
+
+
+def _split_name(folder: Path) -> str:
+    """The canonical split name of a built split's folder (``<set>[@U]/<split>`` → ``[xian2018/]<split>[@U]``)."""
+    dataset, sep, uid = folder.parent.name.partition("@")
+    return ("" if dataset == "imagenet21k" else f"{dataset}/") + folder.name + sep + uid
 
 
 @register_stage("features", builtin=True)

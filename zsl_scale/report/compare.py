@@ -41,6 +41,25 @@ def selection_label(rec: ResultRecord) -> str:
     return rec.selection
 
 
+def class_set_label(eval_set: dict | None) -> str:
+    """What a result's number is over, when it is not the default (the fall-2011 split, every test image, a
+    backbone clean of the unseen classes): universe and class counts, test subsample, pretraining, distractor
+    splits. Results with different labels are different columns and rows, never averaged or ranked together."""
+    if not eval_set:
+        return ""
+    tags = []
+    if eval_set.get("universe", "fall11") != "fall11":
+        tags.append(f"universe {eval_set['universe']}: {eval_set.get('unseen_classes', '?'):,} unseen / "
+                    f"{eval_set.get('seen_classes', '?'):,} seen")
+    if eval_set.get("test_per_class"):
+        tags.append(f"test ≤ {eval_set['test_per_class']}/class")
+    if eval_set.get("split_images") == "distractors":
+        tags.append("split classes as distractors, U on held-out seen classes")
+    if str(eval_set.get("pretraining", "")).startswith("pretraining"):
+        tags.append(eval_set["pretraining"])
+    return "; ".join(tags)
+
+
 def _is_imagenet(dataset: str) -> bool:
     return dataset.lower().startswith("imagenet")
 
@@ -69,11 +88,13 @@ def comparison_tables(agg: Sequence[dict]) -> dict[str, tuple[list[str], list[li
         key = (r["method"], "ours" if r["source"] == "ours" else "published", r.get("selection") or "")
         if _is_imagenet(r["dataset"]):
             if r["setting"] == "gzsl" and (r["U"] is not None or r["top1"] is not None):
-                _put(imnet, key, r["split"], r, "U" if r["U"] is not None else "top1")
+                col = r["split"] + (f" [{r['class_set']}]" if r.get("class_set") else "")
+                _put(imnet, key, col, r, "U" if r["U"] is not None else "top1")
         elif r["setting"] == "gzsl":
+            ds = r["dataset"] + (f" [{r['class_set']}]" if r.get("class_set") else "")
             for m in ("S", "U", "H", "zsl"):
                 if r.get(m) is not None:
-                    _put(bench, key, f"{r['dataset']} {m}", r, m)
+                    _put(bench, key, f"{ds} {m}", r, m)
         elif r["setting"] == "zsl" and r.get("zsl") is not None:
             _put(bench, key, f"{r['dataset']} zsl", r, "zsl")
     out = {}
@@ -100,13 +121,14 @@ def _bench_order(col: str) -> tuple:
 
 
 def _split_order(col: str) -> tuple:
-    return (IMAGENET_SPLIT_ORDER.index(col) if col in IMAGENET_SPLIT_ORDER else 99, col)
+    base = col.split(" [")[0].partition("@")[0]
+    return (IMAGENET_SPLIT_ORDER.index(base) if base in IMAGENET_SPLIT_ORDER else 99, col)
 
 
 def _last_h(row: list[object], cols: list[str]) -> float | None:
     """The first H (or, on ImageNet, the first split) value of a row, for the default order."""
     for c, v in zip(cols, row[FIRST:], strict=True):
-        if (c.endswith(" H") or " " not in c) and isinstance(v, Cell):
+        if (c.endswith((" H", "]")) or " " not in c) and isinstance(v, Cell):
             return v.mean
     return None
 

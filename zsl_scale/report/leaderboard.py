@@ -23,16 +23,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zsl_scale.core import PACKAGE_DATA, DataError, atomic_write_text
-from zsl_scale.report.compare import SORT_SCRIPT, comparison_html, comparison_markdown, selection_label
+from zsl_scale.report.compare import (
+    SORT_SCRIPT,
+    class_set_label,
+    comparison_html,
+    comparison_markdown,
+    selection_label,
+)
 from zsl_scale.report.plots import IMAGENET_SPLIT_ORDER, render_all
 from zsl_scale.results import SELECTIONS, ResultRecord, read_result
 
 if TYPE_CHECKING:
     pass
 
-CSV_FIELDS = ("source", "dataset", "split", "method", "setting", "selection", "seed", "S", "U", "H", "zsl", "top1",
-              "top5", "config_sha256", "git_commit", "device", "date", "file")
-GROUP_KEYS = ("source", "dataset", "split", "method", "setting", "selection")
+CSV_FIELDS = ("source", "dataset", "split", "class_set", "method", "setting", "selection", "seed", "S", "U", "H", "zsl",
+              "top1", "top5", "config_sha256", "git_commit", "device", "date", "file")
+GROUP_KEYS = ("source", "dataset", "split", "class_set", "method", "setting", "selection")
 METRIC_COLUMNS = ("S", "U", "H", "zsl", "top1", "top5")
 SELECTION_ORDER = {s: i for i, s in enumerate(SELECTIONS)}
 
@@ -95,7 +101,8 @@ def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
     """One flat CSV row for a results file."""
     m = rec.metrics
     prov = rec.provenance
-    return {"source": "ours", "dataset": rec.dataset, "split": rec.split, "method": method_label(rec),
+    return {"source": "ours", "dataset": rec.dataset, "split": rec.split,
+            "class_set": class_set_label(rec.extra.get("eval_set")), "method": method_label(rec),
             "setting": rec.setting, "selection": selection_label(rec), "seed": rec.seed,
             "S": m.S, "U": m.U, "H": m.H, "zsl": m.zsl,
             "top1": m.top_k.get("top1"), "top5": m.top_k.get("top5"), "config_sha256": rec.config_sha256,
@@ -105,6 +112,7 @@ def result_row(rec: ResultRecord, path: Path | None = None) -> dict:
 
 def published_rows() -> list[dict]:
     return [{"source": e["source"], "dataset": e["dataset"], "split": e.get("split", "test"),
+             "class_set": f"universe {e['universe']}" if e.get("universe") else "",
              "method": e["method"], "setting": e["setting"], "selection": "published", "seed": "",
              **{k: e.get(k) for k in METRIC_COLUMNS}} for e in published_entries()]
 
@@ -151,11 +159,13 @@ def _fmt(v: float | None, std: float | None = None) -> str:
 
 def markdown_table(agg: Sequence[dict]) -> str:
     """A Markdown table of aggregated rows (ours and published, labelled)."""
-    head = "| dataset | split | setting | method | source | selection | seeds | S | U | H | ZSL | top-1 | top-5 |"
+    head = ("| dataset | split | class set | setting | method | source | selection | seeds | S | U | H | ZSL | top-1 "
+            "| top-5 |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in agg:
         src = "ours" if r["source"] == "ours" else "published"
-        cells = [r["dataset"], r["split"], r["setting"], r["method"], src, r.get("selection") or "",
+        cells = [r["dataset"], r["split"], r.get("class_set") or "", r["setting"], r["method"], src,
+                 r.get("selection") or "",
                  str(r["n"] or "")]
         cells += [_fmt(r[c], r[c + "_std"]) for c in METRIC_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
@@ -211,12 +221,12 @@ def build_leaderboard(results_dirs: Sequence[str | Path], out_dir: str | Path) -
 def render_html(agg: Sequence[dict], plots: dict[str, Path], n_files: int) -> str:
     """The static leaderboard page: comparison + full tables (sortable) and the PNG plots (relative links)."""
     esc = html.escape
-    head = ["dataset", "split", "setting", "method", "source", "selection", "seeds", *METRIC_COLUMNS]
+    head = ["dataset", "split", "class set", "setting", "method", "source", "selection", "seeds", *METRIC_COLUMNS]
     rows = []
     for r in agg:
         cls = "ours" if r["source"] == "ours" else "published"
         src = "ours" if cls == "ours" else f'<abbr title="{esc(r["source"])}">published</abbr>'
-        cells = [esc(str(r[c])) for c in ("dataset", "split", "setting", "method")]
+        cells = [esc(str(r.get(c) or "")) for c in ("dataset", "split", "class_set", "setting", "method")]
         cells += [src, esc(r.get("selection") or ""), esc(str(r["n"] or ""))]
         cells += [esc(_fmt(r[c], r[c + "_std"])) for c in METRIC_COLUMNS]
         rows.append(f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -236,7 +246,9 @@ th{{cursor:pointer}}</style></head><body>
 <i>selection</i> column says how each row's epochs and hyper-parameters were chosen: <i>validation</i> (clean),
 <i>fixed</i> (set in advance, e.g. another code's setting), <i>test-oracle</i> (best test epoch),
 <i>published</i> (copied from a paper), <i>external</i> (a prediction file made elsewhere, scored here: shown,
-never marked best); rows of different selection are never averaged together.
+never marked best); rows of different selection are never averaged together. ImageNet
+numbers over different class sets (a split restricted to a release's <i>universe</i>, a <i>test ≤ N/class</i>
+subsample, a backbone with <i>pretraining overlap</i>) carry a <i>class set</i> label and get their own column.
 Click a column header to sort.</p>
 {comparison_html(agg)}
 <h2>All rows</h2>

@@ -18,6 +18,7 @@ WordNet group.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, sha256_file
 from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.scoring.guards import check_split_images, choose_test_images, class_images, pretraining_check, trained_on
 from zsl_scale.scoring.score import (
     ClassTable,
     Scorer,
@@ -39,7 +41,7 @@ from zsl_scale.scoring.score import (
 )
 
 ALLOWED = {"dataset", "method", "splits", "top_k", "device", "backend", "batch_rows", "calibrated_stacking",
-           "seed", "notes"}
+           "seed", "notes", "max_test_per_class", "allow_pretraining_overlap"}
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ScoreSettings:
     calibrated_stacking: float | None = None
     seed: int = 0
     notes: str = ""
+    max_test_per_class: int | None = None  # a seeded subsample of the test images, labelled (scoring.guards)
+    allow_pretraining_overlap: bool = False  # score splits the backbone was trained on, labelled
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], default_dataset: str, where: str) -> ScoreSettings:
@@ -68,7 +72,8 @@ class ScoreSettings:
                    top_k=tuple(int(k) for k in cfg.get("top_k", [1, 5])), device=cfg.get("device", "auto"),
                    backend=cfg.get("backend", "chunked"), batch_rows=int(cfg.get("batch_rows", 65536)),
                    calibrated_stacking=None if gamma is None else float(gamma), seed=int(cfg.get("seed", 0)),
-                   notes=cfg.get("notes", ""))
+                   notes=cfg.get("notes", ""), max_test_per_class=cfg.get("max_test_per_class"),
+                   allow_pretraining_overlap=bool(cfg.get("allow_pretraining_overlap", False)))
 
 
 @dataclass
@@ -145,19 +150,32 @@ def query_dim(shards: list[Path], column: str = "latent") -> int:
 def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path) -> list[Path]:
     """Score every requested split (see the module docstring); returns the results files.
 
-    Every split is checked (known, every class with a classifier row, query width) before any scoring,
-    so a bad request writes nothing.
+    Every split is checked (known, every class with a classifier row and a test image, the backbone's
+    pretraining, query width) before any scoring, so a bad request writes nothing.
     """
     classes, gamma = inputs.classes, settings.calibrated_stacking
-    names = settings.splits or sorted(classes["splits"])
+    built = {n.partition("@")[0]: n for n in classes["splits"]}  # a bare name means the job's restricted split
+    names = [n if n in classes["splits"] else built.get(n, n) for n in settings.splits or sorted(classes["splits"])]
     spaces: dict[str, ClassTable] = {}
+    images = class_images(inputs.query_shards)
+    distractors = classes.get("split_images") == "distractors"  # U on held-out seen classes (a smoke-size job)
+    backbone = trained_on(inputs.query_shards[0].parent) if inputs.query_shards else "unknown"
+    labels: dict[str, str] = {}
     for name in names:
         if name not in classes["splits"]:
             raise ConfigError(f"split {name!r} was not built by the splits stage (built: "
                               f"{', '.join(sorted(classes['splits']))})")
         space = gzsl_search_space(classes["seen"], classes["splits"][name])
         spaces[name] = inputs.classifier.subset(space, what=f"search space of split {name}")
+        if not distractors:
+            check_split_images(name, classes["splits"][name], images)
+        labels[name] = pretraining_check(name, classes["splits"][name], backbone, settings.allow_pretraining_overlap)
     _check_query_dim(inputs)
+    if backbone == "unknown":
+        print("warning: the features' backbone does not say what its weights were trained on (unknown); "
+              "results are labelled 'pretraining unknown'", file=sys.stderr)
+    chosen, chosen_sha = (choose_test_images(inputs.query_shards, settings.max_test_per_class, settings.seed)
+                          if settings.max_test_per_class else (None, None))
     method = settings.method + ("+CS" if gamma is not None else "")
     written = []
     for name, table in spaces.items():
@@ -165,7 +183,7 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
             table = calibrated_stacking(table, classes["train"], gamma)
         with Scorer(table, k=max(settings.top_k), device=settings.device, backend=settings.backend) as scorer:
             batches = iter_parquet_batches(inputs.query_shards, table.class_ids, settings.batch_rows,
-                                           feature_column=inputs.query_column, skip_outside=True)
+                                           feature_column=inputs.query_column, skip_outside=True, keep_ids=chosen)
             if inputs.query_map is not None:
                 batches = ((inputs.query_map(q), rows) for q, rows in batches)
             acc = score_stream(scorer, batches, settings.top_k)
@@ -185,9 +203,21 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
                    "seen_classes": len(classes["seen"]), "heldout_classes": len(classes["heldout"]),
                    "split_classes": len(classes["splits"][name]), "backend": settings.backend,
                    "calibrated_stacking_gamma": gamma, "classifier_epochs": inputs.classifier_epochs,
-                   "notes": settings.notes, **inputs.extra})
+                   "notes": settings.notes, **inputs.extra,
+                   "eval_set": eval_set(name, classes, unseen, settings.max_test_per_class, chosen_sha, labels[name])})
         written.append(write_result(record, results_dir))
     return written
+
+
+def eval_set(name: str, classes: dict[str, Any], unseen: list[str], per_class: int | None, chosen: str | None,
+             pretraining: str) -> dict[str, Any]:
+    """What a number is over, for the leaderboard's columns: split set, universe, class counts, test subsample,
+    pretraining label; results over different class sets are never put in one column."""
+    base, _, universe = name.partition("@")
+    return {"split_set": base.split("/")[0] if "/" in base else "imagenet21k", "universe": universe or "fall11",
+            "seen_classes": len(classes["seen"]), "unseen_classes": len(unseen),
+            "split_images": classes.get("split_images", "required"), "test_per_class": per_class,
+            "test_images_sha256": chosen, "pretraining": pretraining}
 
 
 def _check_query_dim(inputs: ScoreInputs) -> None:

@@ -32,6 +32,7 @@ class EvalRequest:
     heldout: Path | None = None
     groups: Path | None = None
     wordnet: str | None = None
+    universe: str | None = None  # restrict every split to it (NAME@U); the seen classes become 1K ∩ U
 
 
 def check_split_names(names: list[str] | None) -> None:
@@ -43,7 +44,15 @@ def check_split_names(names: list[str] | None) -> None:
 
 def from_paths(req: EvalRequest) -> ScoreInputs:
     """Inputs named one by one (a pipeline run by hand, e.g. ``dist train`` → ``dist classifier``)."""
-    from zsl_scale.imagenet import default_splits_root, imagenet_classes, load_split, manifest_sha256, read_wnid_list
+    from zsl_scale.imagenet import (
+        check_split_name,
+        default_splits_root,
+        load_split,
+        manifest_sha256,
+        read_wnid_list,
+        split_seen,
+        universe_id,
+    )
 
     missing = [opt for opt, value in (("--classifier", req.classifier), ("--queries", req.queries),
                                       ("--splits", req.splits)) if not value]
@@ -51,7 +60,14 @@ def from_paths(req: EvalRequest) -> ScoreInputs:
         raise ConfigError(f"pass --run (a `zsl-scale run` work folder) or {', '.join(missing)}")
     assert req.splits is not None and req.classifier is not None and req.queries is not None
     root = req.split_root or default_splits_root()
-    seen = list(imagenet_classes("1k")) if req.seen == "1k" else read_wnid_list(req.seen)
+    if req.universe:
+        req.splits = [n if "@" in n else f"{n}@{universe_id(req.universe)}" for n in req.splits]
+    req.splits = [check_split_name(n) for n in req.splits]
+    seen_sets = {tuple(split_seen(n, root)) for n in req.splits}
+    if req.seen == "1k" and len(seen_sets) > 1:
+        raise ConfigError(f"splits {', '.join(req.splits)} restrict the 1K differently (different universes); "
+                          "evaluate one universe at a time")
+    seen = list(seen_sets.pop()) if req.seen == "1k" else read_wnid_list(req.seen)
     held = set(read_wnid_list(req.heldout)) if req.heldout else set()
     stray = sorted(held - set(seen))
     if stray:
@@ -61,7 +77,7 @@ def from_paths(req: EvalRequest) -> ScoreInputs:
     groups = read_groups(req.groups) if req.groups else _wordnet_groups(classes, req.wordnet)
     config = {"command": "zsl-scale imagenet evaluate", "classifier": str(req.classifier),
               "queries": str(req.queries), "split_root": str(root), "seen": req.seen,
-              "heldout": str(req.heldout) if req.heldout else None}
+              "heldout": str(req.heldout) if req.heldout else None, "universe": req.universe}
     return make_inputs(classes, req.classifier, req.queries, groups, config,
                        split_manifests={n: manifest_sha256(n, root) for n in req.splits})
 

@@ -228,18 +228,20 @@ def score_stream(scorer: Scorer, batches: Iterable[tuple[np.ndarray, np.ndarray]
 
 def iter_parquet_batches(paths: Sequence[str | Path], class_ids: Sequence[str], batch_rows: int = 65536,
                          feature_column: str = "feature", label_column: str = "wnid", skip_outside: bool = False,
-                         ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                         keep_ids: frozenset[str] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream ``(float32 [n, D] features, label rows)`` from parquet shards (docs/design.md §2 schema).
 
     Only ``batch_rows`` rows are in memory at a time; float16 features are widened here. A row whose
     label is not in ``class_ids`` (the search space) is a :class:`DataError`, or is dropped with
-    ``skip_outside`` (a split scores only its own images out of a shared test set).
+    ``skip_outside`` (a split scores only its own images out of a shared test set). ``keep_ids``: only
+    the rows whose ``image_id`` is in it (a test subsample, :func:`zsl_scale.scoring.guards.choose_test_images`).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     value_set = pa.array(list(class_ids), pa.string())
+    keep = None if keep_ids is None else pa.array(sorted(keep_ids), pa.string())
     for path in paths:
         try:
             pfile = pq.ParquetFile(path)
@@ -249,7 +251,10 @@ def iter_parquet_batches(paths: Sequence[str | Path], class_ids: Sequence[str], 
         for col in (feature_column, label_column):
             if col not in names:
                 raise DataError(f"parquet shard {path} has no column {col!r} (columns: {', '.join(names)})")
-        for batch in pfile.iter_batches(batch_size=batch_rows, columns=[feature_column, label_column]):
+        columns = [feature_column, label_column, *(["image_id"] if keep_ids is not None else [])]
+        for batch in pfile.iter_batches(batch_size=batch_rows, columns=columns):
+            if keep_ids is not None:
+                batch = batch.filter(pc.is_in(batch.column(2), value_set=keep))
             feats = batch.column(0)
             n = len(feats)
             flat = pc.list_flatten(feats).to_numpy(zero_copy_only=False)
