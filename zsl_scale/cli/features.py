@@ -77,7 +77,7 @@ def backbones() -> None:
 
     for name in available():
         spec = get_backbone(name)
-        typer.echo(f"{name}\t{spec.dim}-d\t{spec.description}")
+        typer.echo(f"{name}\t{spec.dim}-d\ttrained on {spec.trained_on}\t{spec.description}")
 
 
 @features_app.command("count")

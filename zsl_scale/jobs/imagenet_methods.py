@@ -33,7 +33,7 @@ from zsl_scale.core import ConfigError, DataError
 from zsl_scale.jobs.registry import StageContext
 
 ALLOWED = {"methods", "source", "features", "test_features", "dataset", "splits", "top_k", "device",
-           "batch_rows", "seed", "notes"}
+           "batch_rows", "seed", "notes", "max_test_per_class", "allow_pretraining_overlap"}
 
 
 def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
@@ -131,8 +131,9 @@ def run_methods(ctx: StageContext) -> list[Path]:
     test_dir = ctx.path(cfg.get("test_features", "@features") + "/shards")
     base = {"dataset": cfg.get("dataset", ctx.job.name), "top_k": cfg.get("top_k", [1, 5]), "seed": seed,
             "batch_rows": batch_rows, "device": cfg.get("device", "auto"), "notes": cfg.get("notes", "")}
-    if cfg.get("splits"):
-        base["splits"] = cfg["splits"]
+    for key in ("splits", "max_test_per_class", "allow_pretraining_overlap"):  # the score stage's own keys
+        if cfg.get(key):
+            base[key] = cfg[key]
     common = _common_inputs(ctx, classes, splits_dir, test_dir, read_groups(emb_dir / "groups.tsv"),
                             feature_manifest_hashes(list(ctx.upstream.values())))
     written: list[Path] = []
