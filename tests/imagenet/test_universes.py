@@ -95,3 +95,19 @@ def test_bad_universe_is_one_line(typed: str, message: str, tmp_path: Path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_job_splits_stage_restricts_to_its_universe(tmp_path: Path, monkeypatch) -> None:
+    """A job's `universe:` restricts every split and the seen classes (1K ∩ U) in classes.json."""
+    from zsl_scale.jobs import JobSpec, run_job
+    from zsl_scale.jobs import registry as jobs
+
+    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real splits stage
+    spec = JobSpec.model_validate({"name": "u", "workdir": "w", "stages": [
+        {"name": "splits", "config": {"splits": ["xian2018/2H", "xian2018/M500"], "universe": "in12k"}}]})
+    run_job(spec, tmp_path, log=lambda s: None)
+    doc = json.loads((tmp_path / "w/splits/classes.json").read_text())
+    uni = set((DATA / "universes" / TIMM["in12k"][0]).read_text().split())
+    assert sorted(doc["splits"]) == ["xian2018/2H@in12k", "xian2018/M500@in12k"]
+    assert doc["splits"]["xian2018/2H@in12k"] == sorted(set(_words(REPO / "splits/xian2018/2H/2H.txt")) & uni)
+    assert doc["seen"] == sorted(set(_words(DATA / "imagenet1k_wnids.txt")) & uni) and len(doc["seen"]) == 993

@@ -183,6 +183,18 @@ class _Cdp:
                 raise RuntimeError("Chromium closed the DevTools pipe")
             self._buf += chunk
 
+    def open_and_eval(self, page_file: Path, expression: str) -> object:
+        """Load a file in the page target (Page, Runtime and Log events on), then evaluate a JSON.stringify
+        expression in it and return the parsed value."""
+        page = next(t for t in self.send("Target.getTargets")["result"]["targetInfos"] if t["type"] == "page")
+        sid = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["result"]["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable", session=sid)
+        self.send("Page.navigate", {"url": page_file.as_uri()}, session=sid)
+        self.wait(lambda m: m.get("method") == "Page.loadEventFired")
+        res = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=sid)
+        return json.loads(res["result"]["result"]["value"])
+
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=10)
@@ -196,18 +208,9 @@ def test_html_loads_in_headless_chromium_without_errors(results_dir: Path, tmp_p
     build_leaderboard([results_dir], out)
     cdp = _Cdp(exe, tmp_path / "profile")
     try:
-        targets = cdp.send("Target.getTargets")["result"]["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        session = cdp.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})
-        sid = session["result"]["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            cdp.send(f"{domain}.enable", session=sid)
-        cdp.send("Page.navigate", {"url": (out / "index.html").as_uri()}, session=sid)
-        cdp.wait(lambda m: m.get("method") == "Page.loadEventFired")
         check = ("JSON.stringify({title: document.title, rows: document.querySelectorAll('tr').length,"
                  " imgs: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)})")
-        res = cdp.send("Runtime.evaluate", {"expression": check, "returnByValue": True}, session=sid)
-        state = json.loads(res["result"]["result"]["value"])
+        state = cdp.open_and_eval(out / "index.html", check)
     finally:
         cdp.close()
     errors = [e for e in cdp.events
@@ -249,15 +252,9 @@ def test_restricted_split_is_its_own_labelled_column_in_chromium(tmp_path: Path)
     out = build_leaderboard([d], tmp_path / "board")
     cdp = _Cdp(exe, tmp_path / "profile")
     try:
-        page = next(t for t in cdp.send("Target.getTargets")["result"]["targetInfos"] if t["type"] == "page")
-        sid = cdp.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["result"]["sessionId"]
-        cdp.send("Page.enable", session=sid)
-        cdp.send("Page.navigate", {"url": (out["html"]).as_uri()}, session=sid)
-        cdp.wait(lambda m: m.get("method") == "Page.loadEventFired")
         read = ("JSON.stringify(Array.from(document.querySelectorAll('table')[0].rows)"
                 ".map(r => Array.from(r.cells).map(c => c.innerText)))")
-        res = cdp.send("Runtime.evaluate", {"expression": read, "returnByValue": True}, session=sid)
-        table = json.loads(res["result"]["result"]["value"])
+        table = cdp.open_and_eval(out["html"], read)
     finally:
         cdp.close()
     head, rows = table[0], table[1:]
