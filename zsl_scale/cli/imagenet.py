@@ -101,6 +101,9 @@ def evaluate(
                               "--classifier or --queries")
         if not predictions.is_file():
             raise DataError(f"prediction file not found: {predictions}")
+        if universe:
+            raise ConfigError("--universe is not applied to prediction files: restrict the job's splits (splits "
+                              "stage `universe:`) and make the predictions over them")
         check_split_names(req.splits)
     with output_lock(dest):  # checked before any split is scored
         written = (evaluate_imagenet(req, settings, dest) if predictions is None

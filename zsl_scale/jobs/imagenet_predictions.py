@@ -12,6 +12,7 @@ file only classes of it (schema and checks: :mod:`zsl_scale.scoring.predictions`
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from zsl_scale.scoring import (
     ScoreSettings,
     accumulate,
     check_classes,
+    check_split_images,
+    eval_set,
     feature_manifest_hashes,
     gzsl_metrics,
     gzsl_search_space,
@@ -33,6 +36,7 @@ from zsl_scale.scoring import (
     read_groups,
     read_predictions,
     split_manifest_hashes,
+    trained_on,
 )
 
 
@@ -81,6 +85,13 @@ def score_prediction_file(path: Path, run: Path, settings: ScoreSettings, out: P
     if stray:
         raise DataError(f"prediction file {path}: image {stray[0]!r} is not in the search space of {what}")
     at = match_images(pred, [ids[i] for i in keep], what)
+    if settings.max_test_per_class:
+        raise ConfigError("--max-test-per-class is not applied to prediction files (score the subsample there)")
+    if classes.get("split_images") != "distractors":  # as score_splits: no split class without a test image
+        images = Counter(wnids)
+        for name in names:
+            check_split_images(name, classes["splits"][name], images)
+    backbone = trained_on(Path(records["features"]["out_dir"]) / "shards")
     groups = read_groups(Path(records["embeddings"]["out_dir"]) / "groups.tsv")
     manifests = {**feature_manifest_hashes(list(records.values())), "predictions": pred.sha256}
     split_hashes = split_manifest_hashes(splits_dir, names)
@@ -103,6 +114,8 @@ def score_prediction_file(path: Path, run: Path, settings: ScoreSettings, out: P
             seeds={"score": settings.seed}, provenance=capture("cpu"),
             extra={"search_space": len(space), "images": int(acc.totals.sum()), "seen_classes": len(classes["seen"]),
                    "heldout_classes": len(classes["heldout"]), "split_classes": len(classes["splits"][name]),
-                   "predictions": pred.provenance(), "notes": settings.notes})
+                   "predictions": pred.provenance(), "notes": settings.notes,
+                   # the backbone is the prediction maker's, not the job's: recorded, not checked
+                   "eval_set": eval_set(name, classes, unseen, None, None, f"job features' backbone: {backbone}")})
         written.append(write_result(rec, out))
     return written

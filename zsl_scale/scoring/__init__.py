@@ -19,7 +19,11 @@ _EXPORTS = {
     "ScoreInputs": "imagenet",
     "ScoreSettings": "imagenet",
     "Scorer": "score",
+    "check_split_images": "guards",
     "check_split_names": "inputs",
+    "eval_set": "imagenet",
+    "pretraining_check": "guards",
+    "trained_on": "guards",
     "feature_manifest_hashes": "imagenet",
     "from_paths": "inputs",
     "gzsl_metrics": "score",
@@ -45,7 +49,9 @@ __all__ = [
     "Scorer",
     "accumulate",
     "check_classes",
+    "check_split_images",
     "check_split_names",
+    "eval_set",
     "feature_manifest_hashes",
     "from_paths",
     "gzsl_metrics",
@@ -58,6 +64,7 @@ __all__ = [
     "match_images",
     "mean_per_class_accuracy",
     "per_class_accuracy",
+    "pretraining_check",
     "ranked",
     "read_classes_json",
     "read_groups",
@@ -65,13 +72,16 @@ __all__ = [
     "score_splits",
     "score_stream",
     "split_manifest_hashes",
+    "trained_on",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
+    from zsl_scale.scoring.guards import check_split_images, pretraining_check, trained_on
     from zsl_scale.scoring.imagenet import (
         ScoreInputs,
         ScoreSettings,
+        eval_set,
         feature_manifest_hashes,
         job_inputs,
         make_inputs,
