@@ -98,7 +98,9 @@ def test_max_test_per_class_is_seeded_and_layout_free(tmp_path: Path, capsys) ->
                         "--out", str(tmp_path / out)]) == 0
         (path,) = (tmp_path / out).glob("*.json")
         runs.append(read_result(path))
+    assert "labelled 'pretraining unknown'" in capsys.readouterr().err  # no backbone record: scored, warned
     assert runs[0].extra["eval_set"] == runs[1].extra["eval_set"]
+    assert runs[0].extra["eval_set"]["pretraining"] == "pretraining unknown"
     assert runs[0].extra["eval_set"]["test_per_class"] == 1 and runs[0].extra["images"] == 4  # 1 per class in space
 
 

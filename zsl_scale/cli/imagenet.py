@@ -108,6 +108,12 @@ def evaluate(
     with output_lock(dest):  # checked before any split is scored
         written = (evaluate_imagenet(req, settings, dest) if predictions is None
                    else score_prediction_file(predictions, run, settings, dest))
+    unknown = [read_result(p).split for p in written
+               if read_result(p).extra.get("eval_set", {}).get("pretraining") == "pretraining unknown"]
+    if unknown:
+        typer.echo(f"warning: the features' backbone does not say what its weights were trained on; "
+                   f"{', '.join(unknown)} scored and labelled 'pretraining unknown' (extract with "
+                   "--weights-trained-on to check it)", err=True)
     for path in written:
         rec = read_result(path)
         m = rec.metrics

@@ -18,7 +18,6 @@ WordNet group.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +170,6 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
             check_split_images(name, classes["splits"][name], images)
         labels[name] = pretraining_check(name, classes["splits"][name], backbone, settings.allow_pretraining_overlap)
     _check_query_dim(inputs)
-    if backbone == "unknown":
-        print("warning: the features' backbone does not say what its weights were trained on (unknown); "
-              "results are labelled 'pretraining unknown'", file=sys.stderr)
     chosen, chosen_sha = (choose_test_images(inputs.query_shards, settings.max_test_per_class, settings.seed)
                           if settings.max_test_per_class else (None, None))
     method = settings.method + ("+CS" if gamma is not None else "")
