@@ -111,3 +111,16 @@ def test_job_splits_stage_restricts_to_its_universe(tmp_path: Path, monkeypatch)
     assert sorted(doc["splits"]) == ["xian2018/2H@in12k", "xian2018/M500@in12k"]
     assert doc["splits"]["xian2018/2H@in12k"] == sorted(set(_words(REPO / "splits/xian2018/2H/2H.txt")) & uni)
     assert doc["seen"] == sorted(set(_words(DATA / "imagenet1k_wnids.txt")) & uni) and len(doc["seen"]) == 993
+
+
+def test_features_universe_counts_only_classes_with_usable_images(tmp_path: Path) -> None:
+    """``features:<dir>`` reads the extraction's manifest (a job stage folder's ``shards/`` too)."""
+    from zsl_scale.imagenet import resolve_universe
+
+    manifest = {"kind": "features", "class_counts": {"n01440764": 3, "n01443537": 0, "n01484850": 1}}
+    (tmp_path / "stage" / "shards").mkdir(parents=True)
+    (tmp_path / "stage" / "shards" / "manifest.json").write_text(json.dumps(manifest))
+    uni = resolve_universe(f"features:{tmp_path / 'stage'}")
+    assert uni.wnids == {"n01440764", "n01484850"} and uni.id.startswith("features-")
+    text = "n01440764\nn01484850\n"
+    assert uni.id == "features-" + hashlib.sha256(text.encode()).hexdigest()[:12]
