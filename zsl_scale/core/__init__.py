@@ -17,6 +17,7 @@ _EXPORTS = {
     "ProgressReporter": "progress",
     "Reparam": "config",
     "RunConfig": "config",
+    "ShardRecord": "shards",
     "ShardStore": "shards",
     "TrainConfig": "config",
     "ZslError": "errors",
@@ -50,6 +51,7 @@ _EXPORTS = {
     "vector_array": "shards",
     "parquet_options": "shards",
     "vectors": "shards",
+    "write_shard_file": "shards",
     "yaml_error_line": "config",
 }
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "ProgressReporter",
     "Reparam",
     "RunConfig",
+    "ShardRecord",
     "ShardStore",
     "TrainConfig",
     "ZslError",
@@ -95,6 +98,7 @@ __all__ = [
     "validation_message",
     "vector_array",
     "vectors",
+    "write_shard_file",
     "yaml_error_line",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -132,6 +136,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock
     from zsl_scale.core.safeload import load_torch_file
     from zsl_scale.core.shards import (
+        ShardRecord,
         ShardStore,
         iter_batches,
         parquet_options,
@@ -139,4 +144,5 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         shard_paths,
         vector_array,
         vectors,
+        write_shard_file,
     )

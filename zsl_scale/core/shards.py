@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
 from zsl_scale.core.errors import DataError
 from zsl_scale.core.io import atomic_write_json, atomic_write_parquet, sha256_file, sha256_json
@@ -61,6 +62,31 @@ def vectors(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         column = column.combine_chunks()
     width = column.type.list_size
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+class ShardRecord(BaseModel):
+    """What a worker reports after writing a shard: all the driver needs for the manifest (a few bytes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def write_shard_file(out_dir: str | os.PathLike[str], index: int, table: pa.Table) -> ShardRecord:
+    """Write shard ``index`` of ``out_dir`` (temp file + rename) and hash it, where the rows are.
+
+    Run by the worker that computed the rows, so shard data never travels to the driver: it sends the
+    driver the returned record and the driver only rewrites the manifest. The file name and the
+    parquet options are fixed by ``index`` and the schema, so the bytes are the same whichever process
+    (or node) writes them; two workers writing the same shard (a retried task) each rename a complete
+    file of the same bytes.
+    """
+    path = Path(out_dir) / shard_name(index)
+    atomic_write_parquet(path, table, **parquet_options(table.schema))
+    return ShardRecord(index=index, rows=table.num_rows, bytes=path.stat().st_size, sha256=sha256_file(path))
 
 
 @dataclass
@@ -128,23 +154,24 @@ class ShardStore:
         return [i for i in range(self.num_shards) if not self.is_done(i)]
 
     def write_shard(self, index: int, table: pa.Table, info: dict[str, Any]) -> str:
-        """Write shard ``index`` atomically, then record it (rows, bytes, sha256, ``info``) in the manifest.
+        """Write shard ``index`` atomically, then record it (rows, bytes, sha256, ``info``) in the manifest."""
+        return self.record(write_shard_file(self.out_dir, index, table), info)
 
-        The manifest is updated only after the rename: a shard listed there is always complete.
+    def record(self, written: ShardRecord, info: dict[str, Any]) -> str:
+        """Add a shard a worker has written (:func:`write_shard_file`) to the manifest; returns its sha256.
+
+        Called only after the worker's rename: a shard listed in the manifest is always complete. The
+        file must be there with the size the worker reported (a worker on a node that cannot see this
+        folder would otherwise be recorded as done).
         """
-        path = self.out_dir / shard_name(index)
-        atomic_write_parquet(path, table, **parquet_options(table.schema))
-        digest = sha256_file(path)
-        self.manifest["shards"][shard_name(index)] = {
-            "index": index,
-            "rows": table.num_rows,
-            "bytes": path.stat().st_size,
-            "sha256": digest,
-            **info,
-        }
+        path = self.out_dir / shard_name(written.index)
+        if not path.is_file() or path.stat().st_size != written.bytes:
+            raise DataError(f"a worker reported {path} ({written.bytes} bytes) but the driver does not see it: "
+                            "is the output folder on storage every node shares?")
+        self.manifest["shards"][shard_name(written.index)] = {**written.model_dump(), **info}
         self.manifest["complete"] = False  # until finish(): a re-run may be repairing a damaged set
         self.save()
-        return digest
+        return written.sha256
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Mark the set complete once every shard is written; ``summary`` adds totals and provenance."""

@@ -1,9 +1,11 @@
 """Feature extraction on Ray Data: sharded, resumable, deterministic.
 
 Pipeline (docs/design.md §4-5): the driver lists the input and assigns images to shards from the sorted
-list; CPU tasks read and decode *chunks* of ``batch_size`` images; a pool of model actors (each loads
-the backbone once, on a GPU when the cluster has one) turns every chunk into one forward pass; the
-driver gathers chunks until a shard is complete and writes it atomically, updating the manifest.
+list; a pool of model actors (each loads the backbone once, on a GPU when the cluster has one) takes
+one shard per call, decodes it in *chunks* of ``batch_size`` images (itself, or through CPU decode
+tasks), runs one forward pass per chunk, and writes the shard (temp file + rename) and its sha256 to the
+output folder. The driver receives only each shard's small record and writes the manifest: no image
+or feature byte crosses it, so its memory and traffic do not grow with the data (docs/features.md).
 
 Why chunks rather than letting Ray Data batch loose rows: a CNN's output for an image can depend in
 the last bits on which other images share its batch (kernel choice, blocking). Fixing every forward
@@ -20,19 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import pyarrow as pa
-
 from zsl_scale.core import (
     ConfigError,
     ProgressReporter,
+    ShardRecord,
     ShardStore,
     atomic_write_text,
     init_ray,
     sha256_json,
-    vector_array,
 )
-from zsl_scale.features.actor import FeatureActor, _decode_memory, decode_chunk
+from zsl_scale.features.actor import FeatureActor, _decode_memory
 from zsl_scale.features.backbones import BackboneSpec, get_backbone
 from zsl_scale.features.inputs import ImageRef, InputKind, list_images
 from zsl_scale.features.store import KIND
@@ -106,6 +105,7 @@ class ExtractSummary:
     rows: int
     skipped: int
     seconds: float
+    received_bytes: int = 0  # shard records the driver received from the actors (no feature data)
 
     @property
     def images_per_s(self) -> float:
@@ -135,8 +135,7 @@ def extract_features(source: str | Path, out_dir: str | Path, opts: ExtractOptio
     header = _header(spec, opts, kind, shards)
     store = ShardStore(Path(out_dir), KIND, header, len(shards)).open(overwrite=opts.overwrite)
     pending = store.pending()
-    if pending:
-        _run_pipeline(spec, opts, shards, pending, store)
+    received = _run_pipeline(spec, opts, shards, pending, store) if pending else 0
     manifest = store.finish(_summary(store, str(Path(source).expanduser().resolve())))
     _write_counts(Path(out_dir) / COUNTS_FILE, manifest["class_counts"])
     return ExtractSummary(
@@ -148,6 +147,7 @@ def extract_features(source: str | Path, out_dir: str | Path, opts: ExtractOptio
         rows=manifest["rows"],
         skipped=len(manifest["skipped"]),
         seconds=time.monotonic() - t0,
+        received_bytes=received,
     )
 
 
@@ -224,13 +224,10 @@ def _resources(opts: ExtractOptions) -> dict[str, Any]:
     return {"workers": workers, "num_gpus": 0, "num_cpus": worker_cpus, "decode_in_actor": in_actor}
 
 
-def _chunk_rows(shards: list[list[ImageRef]], pending: list[int], batch_size: int) -> list[dict[str, Any]]:
-    rows = []
-    for s in pending:
-        for c, start in enumerate(range(0, len(shards[s]), batch_size)):
-            refs = shards[s][start : start + batch_size]
-            rows.append({"shard": s, "chunk": c, "refs": json.dumps([r.to_row() for r in refs])})
-    return rows
+def _shard_rows(shards: list[list[ImageRef]], pending: list[int]) -> list[dict[str, Any]]:
+    """One Ray Data row per pending shard: its index and its images (what the actor needs to write it)."""
+    return [{"shard": s, "refs": json.dumps({"rows": [r.to_row() for r in shards[s]],
+                                             "wnids": [r.wnid for r in shards[s]]})} for s in pending]
 
 
 def _run_pipeline(
@@ -239,80 +236,45 @@ def _run_pipeline(
     shards: list[list[ImageRef]],
     pending: list[int],
     store: ShardStore,
-) -> None:
+) -> int:
+    """Run the actors over the pending shards; each writes its shards, the driver records them as they come.
+
+    Returns the bytes of the records the driver received (what ``benchmarks/extract_driver_load.py`` reports).
+    """
     import ray.data
 
     init_ray(opts.address)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    ctx.execution_options.preserve_order = False  # shards are assembled by (shard, chunk) keys
+    ctx.execution_options.preserve_order = False  # records carry their shard index
     res = _resources(opts)
-    rows = _chunk_rows(shards, pending, opts.batch_size)
-    res["workers"] = min(res["workers"], len(rows))  # more actors than chunks would idle
-    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4096))
-    if not res["decode_in_actor"]:
-        ds = ds.map_batches(
-            decode_chunk,
-            batch_size=1,
-            num_cpus=opts.decode_cpus,
-            fn_kwargs={"preprocess": spec.preprocess, "batch_size": opts.batch_size},
-            # Logical memory of one decode task (worker process + output pixels). Besides being true,
-            # it keeps Ray Data from fusing this stage into the actor stage (it fuses stages whose
-            # resource requests are equal), which would decode inside the model actors, serially with
-            # the forward pass instead of overlapping it.
-            memory=_decode_memory(spec.preprocess, opts.batch_size),
-        )
-    device = "cpu" if res["num_gpus"] == 0 else "auto"
+    res["workers"] = min(res["workers"], len(pending))  # more actors than shards would idle
+    decode_task = None if res["decode_in_actor"] else {
+        "num_cpus": opts.decode_cpus,
+        "memory": _decode_memory(spec.preprocess, opts.batch_size),  # worker process + the chunk's pixels
+    }
+    ds = ray.data.from_items(_shard_rows(shards, pending), override_num_blocks=min(len(pending), 4096))
     ds = ds.map_batches(
         FeatureActor,
         batch_size=1,
         fn_constructor_kwargs={"backbone": spec.name, "weights": opts.weights, "dtype": opts.dtype,
-                               "threads": opts.threads_per_worker, "device": device,
-                               "batch_size": opts.batch_size},
+                               "threads": opts.threads_per_worker, "device": "cpu" if res["num_gpus"] == 0 else "auto",
+                               "batch_size": opts.batch_size, "out_dir": str(store.out_dir.resolve()),
+                               "decode_task": decode_task},
         compute=ray.data.ActorPoolStrategy(size=res["workers"]),
         num_cpus=res["num_cpus"],
         num_gpus=res["num_gpus"],
     )
-    n_chunks = {s: -(-len(shards[s]) // opts.batch_size) for s in pending}
-    buffers: dict[int, dict[int, tuple[np.ndarray, list[str], np.ndarray]]] = {s: {} for s in pending}
-    total = sum(len(shards[s]) for s in pending)
+    total, received = sum(len(shards[s]) for s in pending), 0
     with ProgressReporter(total, "features", "images", opts.progress_interval_s) as progress:
         for row in ds.iter_rows():
-            s, c = int(row["shard"]), int(row["chunk"])
-            errors = json.loads(str(row["errors"]))
-            buffers[s][c] = (np.asarray(row["ok"]), errors, np.asarray(row["features"]))
-            progress.advance(len(errors))
-            if len(buffers[s]) == n_chunks[s]:
-                _write_shard(store, s, shards[s], buffers.pop(s), spec.dim, opts)
-
-
-def _write_shard(
-    store: ShardStore,
-    index: int,
-    refs: list[ImageRef],
-    chunks: dict[int, tuple[np.ndarray, list[str], np.ndarray]],
-    dim: int,
-    opts: ExtractOptions,
-) -> None:
-    ids, wnids, feats, skipped = [], [], [], []
-    for c in sorted(chunks):
-        ok, errors, features = chunks[c]
-        for i, ref in enumerate(refs[c * opts.batch_size : (c + 1) * opts.batch_size]):
-            if ok[i]:
-                ids.append(ref.image_id)
-                wnids.append(ref.wnid)
-                feats.append(features[i])
-            else:
-                skipped.append({"image_id": ref.image_id, "path": ref.path, "error": errors[i]})
-    matrix = np.stack(feats) if feats else np.zeros((0, dim), dtype=opts.dtype)
-    table = pa.table({
-        "image_id": pa.array(ids, pa.string()),
-        "wnid": pa.array(wnids, pa.string()),
-        "feature": vector_array(matrix.astype(opts.dtype, copy=False)),
-    })
-    store.write_shard(index, table, {"images": len(refs), "classes": dict(sorted(Counter(wnids).items())),
-                                     "skipped": skipped})
+            received += len(row["record"]) + 8  # the JSON record and the shard index
+            record = json.loads(str(row["record"]))
+            info = {k: record.pop(k) for k in ("images", "classes", "skipped")}
+            store.record(ShardRecord(**record), info)
+            progress.advance(info["images"])
+    return received
 
 
 # --- reading --------------------------------------------------------------------------------------

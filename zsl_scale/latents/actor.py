@@ -1,5 +1,8 @@
 """The Ray side of latent generation: an actor that loads the CADA-VAE once and encodes one unit per call.
 
+It writes the unit's shard itself (temp file + rename, sha256) and returns only the shard's record, so
+latents never travel through the driver, which writes just the manifest.
+
 Why every encoder call sees a batch fixed by the data alone: :mod:`zsl_scale.latents.generate`.
 """
 
@@ -15,14 +18,15 @@ import pyarrow.parquet as pq
 from zsl_scale.core import (
     vector_array,
     vectors,
+    write_shard_file,
 )
 
 
 class LatentActor:
-    """Ray Data actor: loads the CADA-VAE once; encodes one unit (= one output shard) per call."""
+    """Ray Data actor: loads the CADA-VAE once; encodes and writes one unit (= one output shard) per call."""
 
     def __init__(self, model_path: str, class_embeddings: str | None, classes: list[str] | None,
-                 threads: int, device: str, encode_batch: int):
+                 threads: int, device: str, encode_batch: int, out_dir: str):
         import torch
 
         from zsl_scale.core import resolve_device
@@ -37,6 +41,7 @@ class LatentActor:
 
             self.scaler = load_model_scaler(model_path)
         self.encode_batch = encode_batch
+        self.out_dir = out_dir
         self.classes = set(classes) if classes is not None else None
         self.table = None
         if class_embeddings is not None:
@@ -62,12 +67,12 @@ class LatentActor:
         return np.concatenate(out) if out else np.zeros((0, self.model.cfg.latent_dim), np.float32)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Encode one unit and write it as shard ``batch["shard"]``; return only the shard's record (JSON)."""
         unit = json.loads(batch["unit"][0])
         table = getattr(self, f"_{unit['kind']}")(unit)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return {"shard": batch["shard"], "arrow": np.array([sink.getvalue().to_pybytes()], dtype=object)}
+        written = write_shard_file(self.out_dir, int(batch["shard"][0]), table)
+        info = {"classes": len(set(table.column("wnid").to_pylist()))}
+        return {"shard": batch["shard"], "record": np.array([json.dumps({**written.model_dump(), **info})])}
 
     def _mu(self, unit: dict[str, Any]) -> pa.Table:
         t = pq.read_table(unit["path"], columns=["image_id", "wnid", "feature"])

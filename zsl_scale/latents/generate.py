@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zsl_scale.core import (
     ConfigError,
     DataError,
     ProgressReporter,
+    ShardRecord,
     ShardStore,
     init_ray,
     read_manifest,
@@ -273,16 +273,17 @@ def _run(model_path: str | Path, class_embeddings: str | Path | None, opts: Late
             "model_path": str(model_path), "class_embeddings": str(class_embeddings) if class_embeddings else None,
             "classes": sorted(opts.classes) if opts.classes is not None else None,
             "threads": opts.threads_per_worker, "device": "auto" if use_gpu else "cpu",
-            "encode_batch": opts.encode_batch,
+            "encode_batch": opts.encode_batch, "out_dir": str(store.out_dir.resolve()),
         },
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_gpus=1 if use_gpu else 0,
         num_cpus=1.0 if use_gpu else min(float(opts.threads_per_worker), cpus / workers),
     )
     with ProgressReporter(len(pending), "latents", "shards", opts.progress_interval_s) as progress:
-        for row in ds.iter_rows():
-            table = pa.ipc.open_stream(pa.py_buffer(row["arrow"])).read_all()
-            store.write_shard(int(row["shard"]), table, {"classes": len(set(table.column("wnid").to_pylist()))})
+        for row in ds.iter_rows():  # the actors wrote the shards; the driver records them
+            record = json.loads(str(row["record"]))
+            info = {"classes": record.pop("classes")}
+            store.record(ShardRecord(**record), info)
             progress.advance(1)
 
 
