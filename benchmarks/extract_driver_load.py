@@ -70,7 +70,7 @@ def _inputs(tmp: Path, images: Path | None, limit: int, repeat: int) -> Path:
 
         root = shared_data_dir() / "flo"
         full = write_image_list(tmp / "flowers.tsv", root / "jpg64.tar", xlsa17_images(root), "flower")
-        lines = full.read_text().splitlines(keepends=True)[:limit]
+        lines = full.read_text().splitlines(keepends=True)[: limit + 1]  # the header line, then `limit` images
         (tmp / "input.tsv").write_text("".join(lines))
         return tmp / "input.tsv"
     _, refs = list_images(images)
@@ -86,7 +86,7 @@ def _inputs(tmp: Path, images: Path | None, limit: int, repeat: int) -> Path:
 def _first(src: Path, n: int, dest: Path) -> Path:
     """A list file of the first ``n`` images of ``src`` (the warm-up's input)."""
     if src.is_file():
-        dest.write_text("".join(src.read_text().splitlines(keepends=True)[:n]))
+        dest.write_text("".join(src.read_text().splitlines(keepends=True)[: n + 1]))  # header + n images
     else:
         dest.write_text("".join(f"{r.path}\t{r.wnid}\n" for r in list_images(src)[1][:n]))
     return dest

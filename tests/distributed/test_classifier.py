@@ -114,3 +114,25 @@ def test_two_workers_match_one_process(setup, tmp_path):
     two = torch.load(tmp_path / "w2.pt")
     np.testing.assert_allclose([r["loss"] for r in two["h"]], [r["loss"] for r in h1], rtol=1e-5)
     assert (two["w"] - single.weight.detach()).abs().max().item() < 1e-4
+
+
+def test_exact_sum_on_two_ray_train_workers_is_bitwise_one_process(setup, tmp_path, ray_session):
+    """The classifier at scale on Ray Train (2 workers, scale.exact_sum with 2 streams) gives bitwise the
+    weights and losses of one process that sums the same two stream gradients in the same order."""
+    from zsl_scale.distributed import ScaleSettings, fit_classifier
+
+    bank = setup[3]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in each Ray worker (scale.threads_per_worker): the same kernels
+    try:
+        single, h1 = train_classifier(bank, CFG, epochs=2, mode="dynamic", seed=3, streams=2)
+    finally:
+        torch.set_num_threads(threads)
+    plain, _ = train_classifier(bank, CFG, epochs=2, mode="dynamic", seed=3)
+    scale = ScaleSettings(workers=2, streams=2, exact_sum=True, device="cpu")
+    linear, h2 = fit_classifier(bank, CFG, 2, scale, tmp_path, mode="dynamic", seed=3)
+    assert torch.equal(linear.weight, single.weight) and torch.equal(linear.bias, single.bias)
+    assert [r["loss"] for r in h2] == [r["loss"] for r in h1]
+    # the exact sum changes the numbers at rounding level only, against plain one-process training
+    assert (linear.weight - plain.weight).abs().max().item() < 1e-4
+    assert not (tmp_path / ".classifier-ray").exists()  # Ray Train's run folder is cleaned up

@@ -316,7 +316,8 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
     assert vae.cfg.modality("image").input_dim == 1280 and vae.cfg.modality("class").input_dim == 384
     assert len(trained) == 128 and len(state["history"]) == 2 and np.isfinite(state["history"][-1]["loss"])
     main(["dist", "classifier", "--run", str(run), "--features", str(tmp_path / "features"), "--embeddings",
-          str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu"])
+          str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu",
+          "--runner", "local"])
     assert "classifier over 160 classes (128 seen, 32 unseen)" in capsys.readouterr().out
     saved = torch.load(run / "classifier.pt", weights_only=True)
     assert saved["wnids"] == wnids and saved["weight"].shape == (160, 128) and saved["epochs"] == 1

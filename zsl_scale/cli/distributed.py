@@ -68,19 +68,29 @@ def classifier(
     epochs: int = typer.Option(..., help="Epochs — chosen beforehand on the validation split, never on test"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    runner: str = typer.Option("ray", help="ray (Ray Train workers, the run's scale settings) or local (this process)"),
+    workers: int | None = typer.Option(None, help="Ray Train workers (default: the run's scale.workers)"),
 ) -> None:
-    """Train the linear softmax over seen ∪ unseen classes on latents generated from the trained VAE."""
+    """Train the linear softmax over seen ∪ unseen classes on latents generated from the trained VAE.
+
+    With ``--runner ray`` it trains data-parallel on Ray Train like the VAE, with the run's ``scale`` settings
+    (``workers``, ``cpus_per_worker``, ``exact_sum``/``streams``, ``address``, ``device``)."""
     from zsl_scale.core import ClassifierConfig, ConfigError, DataError, resolve_device
     from zsl_scale.distributed import (
+        ScaleSettings,
         build_bank,
+        fit_classifier,
         load_class_table,
         load_final_model,
         open_features,
         save_classifier,
         state_scaler,
-        train_classifier,
     )
 
+    if runner not in ("ray", "local"):
+        raise ConfigError(f"--runner must be ray or local, got {runner!r}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be ≥ 1, got {workers}")
     if mode not in ("fixed", "dynamic"):
         raise ConfigError(f"--mode must be fixed or dynamic, got {mode!r}")
     if epochs < 1:
@@ -97,7 +107,13 @@ def classifier(
     cfg = ClassifierConfig.model_validate(state["config"].get("classifier", {}))
     dev = resolve_device(device)
     bank = build_bank(vae, source, classes, seen, unseen_ids, cfg, state_scaler(state), seed=seed, device=dev)
-    linear, history = train_classifier(bank, cfg, epochs, mode=mode, seed=seed, device=dev)  # type: ignore[arg-type]
+    scale = None
+    if runner == "ray":
+        scale = ScaleSettings.model_validate(state["config"].get("scale", {}))
+        scale.workers = workers or scale.workers
+        scale.device = device if device != "auto" else scale.device  # type: ignore[assignment]
+    linear, history = fit_classifier(bank, cfg, epochs, scale, dest.parent, mode=mode, seed=seed,  # type: ignore[arg-type]
+                                     device=dev)
     save_classifier(dest, linear, bank.wnids, history, epochs, mode=mode)
     typer.echo(f"classifier over {len(bank.wnids)} classes ({len(seen)} seen, {len(unseen_ids)} unseen), "
                f"{bank.num_samples} latents per epoch, final loss {history[-1]['loss']:.4f}: {dest}")

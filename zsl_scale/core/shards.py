@@ -181,6 +181,7 @@ class ShardStore:
         self.manifest.update(summary)
         self.manifest["complete"] = True
         self.save()
+        _remove_stale_temp_files(self.out_dir)  # of a worker killed mid-write (its shard was redone elsewhere)
         return self.manifest
 
     def save(self) -> None:

@@ -9,9 +9,11 @@ from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
     "DistJobConfig": "config",
+    "ScaleSettings": "config",
     "build_bank": "classifier",
     "check_runner": "runners",
     "export_model": "export",
+    "fit_classifier": "classifier_ray",
     "fit_local": "trainer",
     "fit_ray": "ray_fit",
     "fit_spawn": "trainer",
@@ -28,9 +30,11 @@ _EXPORTS = {
 }
 __all__ = [
     "DistJobConfig",
+    "ScaleSettings",
     "build_bank",
     "check_runner",
     "export_model",
+    "fit_classifier",
     "fit_local",
     "fit_ray",
     "fit_spawn",
@@ -49,7 +53,8 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.distributed.classifier import build_bank, save_classifier, train_classifier
-    from zsl_scale.distributed.config import DistJobConfig, load_job_config
+    from zsl_scale.distributed.classifier_ray import fit_classifier
+    from zsl_scale.distributed.config import DistJobConfig, ScaleSettings, load_job_config
     from zsl_scale.distributed.export import export_model, load_final_model, state_scaler
     from zsl_scale.distributed.ray_fit import fit_ray
     from zsl_scale.distributed.runners import check_runner, fit_vae

@@ -10,9 +10,12 @@ unseen class embedding (≈ 220K × 256 floats) — and each training sample is 
   permutation-free noise vector of N scalars), so every epoch revisits the same latents;
 * ``dynamic``: the paper's Figure 5 (right): fresh ε every step, so no latent is used twice.
 
-Training is data-parallel like the VAE: every worker computes the cross-entropy of its slice of the
-global batch, normalised by the *global* batch size, and DDP all-reduces gradients with a SUM hook, so
-N workers take the same steps as one. z = μ + σ·ε uses one scalar ε per sample (the authors' variant).
+Training is data-parallel like the VAE, on Ray Train workers (:mod:`zsl_scale.distributed.classifier_ray`)
+or in one process: every worker computes the cross-entropy of its slice of the global batch, normalised
+by the *global* batch size, and DDP all-reduces gradients with a SUM hook, so N workers take the same
+steps as one up to float rounding; with ``scale.exact_sum`` the per-stream gradients are added in stream
+order instead (the VAE's :mod:`~zsl_scale.distributed.exact` scheme): N workers give bitwise the weights
+of one. z = μ + σ·ε uses one scalar ε per sample (the authors' variant).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from zsl_scale.core import ClassifierConfig, DataError
+from zsl_scale.distributed.exact import gather_streams, ordered_sum
 from zsl_scale.distributed.streaming import ClassTable, FeatureSource
 from zsl_scale.distributed.trainer import sum_allreduce_hook
 from zsl_scale.method import CadaVae, FeatureScaler
@@ -149,18 +153,25 @@ def train_classifier(
     world: int = 1,
     device: torch.device | str = "cpu",
     validate: Any = None,
+    streams: int | None = None,
 ) -> tuple[nn.Linear, list[dict[str, float]]]:
     """Train the softmax; ``validate(linear) -> float`` picks the best epoch (on validation data only).
 
     Runs as rank ``rank`` of ``world`` when a process group is initialised (each rank takes every
-    ``world``-th row of each global batch), else alone.
+    ``world``-th row of each global batch), else alone. With ``streams`` (``scale.exact_sum``) every global
+    batch is cut into that many streams (stream *v*: rows ``v::streams``), rank *r* computes the gradient
+    of its streams (``v % world == r``) one by one and all ranks add all of them in stream order
+    (:mod:`zsl_scale.distributed.exact`): the weights are then bitwise identical for every ``world``
+    that divides ``streams``, one worker included.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     latent = bank.mu.shape[1]
     linear = nn.Linear(latent, len(bank.wnids)).to(device)
     net: nn.Module = linear
-    if dist.is_available() and dist.is_initialized():
+    if streams is not None and streams % world:
+        raise DataError(f"exact sum: {world} workers must divide the {streams} streams")
+    if streams is None and dist.is_available() and dist.is_initialized():
         net = nn.parallel.DistributedDataParallel(linear, device_ids=[device] if device.type == "cuda" else None)
         net.register_comm_hook(None, sum_allreduce_hook)
     opt = torch.optim.Adam(linear.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -170,6 +181,10 @@ def train_classifier(
     for epoch in range(epochs):
         total, steps = torch.zeros((), dtype=torch.float64, device=device), 0
         for idx, eps in _indices(bank, mode, seed, epoch, cfg.batch_size):
+            if streams is not None:
+                total += _exact_step(linear, opt, bank_dev, idx, eps, cfg.batch_size, streams, rank, world)
+                steps += 1
+                continue
             mine = slice(rank, None, world)
             z, y = bank_dev.latents(idx[mine].to(device), None if eps is None else eps[mine].to(device))
             loss = nn.functional.cross_entropy(net(z), y, reduction="sum") / cfg.batch_size
@@ -178,7 +193,7 @@ def train_classifier(
             opt.step()
             total += loss.detach().double()
             steps += 1
-        if dist.is_available() and dist.is_initialized():
+        if streams is None and dist.is_available() and dist.is_initialized():
             dist.all_reduce(total)
         row = {"epoch": epoch, "loss": float(total) / max(1, steps)}
         if validate is not None:
@@ -189,6 +204,30 @@ def train_classifier(
     if best_state is not None:
         linear.load_state_dict(best_state)
     return linear, history
+
+
+def _exact_step(linear: nn.Linear, opt: torch.optim.Optimizer, bank: LatentBank, idx: Tensor, eps: Tensor | None,
+                batch: int, streams: int, rank: int, world: int) -> Tensor:
+    """One Adam step on the stream-ordered sum of per-stream gradients; returns the batch loss (float64).
+
+    Stream *v*'s gradient depends only on its rows and the weights, not on where it is computed, and
+    every rank adds the gathered gradients in the same order, so the step is the same for any ``world``.
+    """
+    params = list(linear.parameters())
+    device = params[0].device
+    grads, losses = [], []
+    for v in range(rank, streams, world):
+        z, y = bank.latents(idx[v::streams].to(device), None if eps is None else eps[v::streams].to(device))
+        loss = nn.functional.cross_entropy(linear(z), y, reduction="sum") / batch
+        grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+        losses.append(loss.detach().double().reshape(1))
+    total = ordered_sum(gather_streams(torch.stack(grads), rank, world, streams))
+    offset = 0
+    for p in params:
+        p.grad = total[offset : offset + p.numel()].view_as(p).clone()
+        offset += p.numel()
+    opt.step()
+    return ordered_sum(gather_streams(torch.stack(losses), rank, world, streams))[0]
 
 
 def save_classifier(path: Any, linear: nn.Linear, wnids: list[str], history: list[dict[str, float]],

@@ -37,7 +37,7 @@ def local_stream_slices(per_stream: list[int], rank: int, world: int) -> list[sl
     return [slice(int(a), int(b)) for a, b in pairwise(bounds)]
 
 
-def _gather(local: Tensor, rank: int, world: int, streams: int) -> list[Tensor]:
+def gather_streams(local: Tensor, rank: int, world: int, streams: int) -> list[Tensor]:
     """Every stream's row of ``local`` ([k, …] on each rank), in stream order, on every rank."""
     if world == 1:
         return list(local.unbind(0))
@@ -75,14 +75,14 @@ def exact_step(
         grads.append(torch.cat([(torch.zeros_like(p) if gi is None else gi).reshape(-1)
                                 for p, gi in zip(params, g, strict=True)]))
         terms.append(t.stacked())
-    total = ordered_sum(_gather(torch.stack(grads), rank, world, streams))
+    total = ordered_sum(gather_streams(torch.stack(grads), rank, world, streams))
     offset = 0
     for p in params:
         n = p.numel()
         p.grad = total[offset : offset + n].view_as(p)
         offset += n
     optimizer.step()
-    return torch.stack(_gather(torch.stack(terms), rank, world, streams))
+    return torch.stack(gather_streams(torch.stack(terms), rank, world, streams))
 
 
 def ordered_sum(rows: Tensor | list[Tensor]) -> Tensor:

@@ -18,7 +18,7 @@ from typing import Any
 from zsl_scale.core import ConfigError, load_torch_file
 from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of, stage_keys
 from zsl_scale.jobs.registry import StageContext
-from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
+from zsl_scale.jobs.vae_fit import check_runner, classifier_scale, fit_and_export
 
 
 def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
@@ -55,7 +55,7 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     import json
 
     from zsl_scale.core import resolve_device
-    from zsl_scale.distributed import build_bank, load_class_table, open_features, save_classifier, train_classifier
+    from zsl_scale.distributed import build_bank, fit_classifier, load_class_table, open_features, save_classifier
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.method import load_model, scaler_from_extra
 
@@ -83,8 +83,8 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
                                ("classifier_zsl.pt", [], sel["zsl_epochs"])):
         bank = build_bank(vae, train_src, emb, list(seen), list(classes["unseen"]), run_cfg.classifier, scaler,
                           seed=seed + 1, device=dev)
-        linear, history = train_classifier(bank, run_cfg.classifier, int(epochs), mode=mode, seed=seed + 2,
-                                           device=dev)
+        linear, history = fit_classifier(bank, run_cfg.classifier, int(epochs), classifier_scale(ctx), ctx.out_dir,
+                                         mode=mode, seed=seed + 2, device=dev)
         save_classifier(ctx.out_dir / name, linear, bank.wnids, history, int(epochs))
         outputs.append(ctx.out_dir / name)
     return outputs

@@ -28,7 +28,7 @@ import numpy as np
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
 from zsl_scale.jobs import bench, bench_eval, bench_methods, imagenet_methods
 from zsl_scale.jobs.registry import StageContext, register_stage
-from zsl_scale.jobs.vae_fit import check_runner, fit_and_export
+from zsl_scale.jobs.vae_fit import check_runner, classifier_scale, fit_and_export
 
 
 def _cfg(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def run_latents(ctx: StageContext) -> list[Path]:
     """μ latents of the test features, and the final softmax over train ∪ unseen classes."""
 
     from zsl_scale.core import ClassifierConfig, resolve_device
-    from zsl_scale.distributed import build_bank, load_class_table, open_features, save_classifier, train_classifier
+    from zsl_scale.distributed import build_bank, fit_classifier, load_class_table, open_features, save_classifier
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.method import load_model, scaler_from_extra
 
@@ -209,7 +209,8 @@ def run_latents(ctx: StageContext) -> list[Path]:
     scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
     bank = build_bank(vae, open_features(saved["train_features"]), emb, train, unseen, ccfg, scaler, seed=seed,
                       device=dev)
-    linear, history = train_classifier(bank, ccfg, int(cfg["epochs"]), seed=seed, device=dev)
+    linear, history = fit_classifier(bank, ccfg, int(cfg["epochs"]), classifier_scale(ctx), ctx.out_dir, seed=seed,
+                                     device=dev)
     save_classifier(ctx.out_dir / "classifier.pt", linear, bank.wnids, history, int(cfg["epochs"]))
     return [ctx.out_dir / "test" / "manifest.json", ctx.out_dir / "classifier.pt"]
 

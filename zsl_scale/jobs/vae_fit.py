@@ -41,3 +41,18 @@ def fit_and_export(ctx: StageContext, job: dict[str, Any], feats: Path, emb: Pat
     export_model(ctx.out_dir / "vae", ctx.out_dir / "vae.pt", {
         "classifier": job_cfg.classifier.model_dump(mode="json"), "train_features": str(feats)})
     return [ctx.out_dir / "vae.pt"]
+
+
+def classifier_scale(ctx: StageContext) -> Any:
+    """Where the final softmax trains: on Ray Train with the train stage's ``scale`` settings when the VAE ran
+    on Ray (``runner: ray``), else ``None`` (in the stage's process, as with ``local`` / ``spawn``).
+
+    Returns a :class:`zsl_scale.distributed.ScaleSettings` or ``None``. The ImageNet train stage nests
+    ``scale`` under ``job``; the small-benchmark one has it at the top.
+    """
+    from zsl_scale.distributed import ScaleSettings
+
+    conf = ctx.upstream_of_kind("train").get("config", {})
+    if conf.get("runner", "local") != "ray":
+        return None
+    return ScaleSettings.model_validate(conf.get("job", {}).get("scale") or conf.get("scale") or {})

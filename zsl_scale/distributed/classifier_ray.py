@@ -1,0 +1,120 @@
+"""The final softmax on Ray Train workers: the bank goes through the object store, the weights come back
+as a Ray Train checkpoint.
+
+Like the VAE (:mod:`zsl_scale.distributed.ray_fit`): ``TorchTrainer`` with ``scale.workers`` workers of
+``scale.cpus_per_worker`` CPUs (GPUs when the cluster has them and ``scale.device`` allows), a gloo/NCCL
+process group, :func:`~zsl_scale.distributed.classifier.train_classifier` on every rank. With
+``scale.exact_sum`` the gradient is the stream-ordered sum of ``scale.streams`` per-stream gradients, so
+the weights are bitwise those of one worker with the same streams (``tests/distributed/test_classifier.py``);
+without it DDP all-reduces and N workers equal one up to float rounding.
+
+The driver builds the bank (one streaming pass over the seen features) and puts it into the object store
+once; every worker reads it from there (its own node's copy), not through the driver's process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zsl_scale.core import ClassifierConfig, init_ray, load_torch_file
+from zsl_scale.distributed.classifier import LatentBank, Mode, train_classifier
+from zsl_scale.distributed.config import ScaleSettings
+
+WEIGHTS = "classifier.pt"
+
+
+def _worker(config: dict[str, Any]) -> None:
+    """One Ray Train rank: train on its part of every global batch; rank 0 reports the weights."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(config["threads"])
+    bank: LatentBank = ray.get(config["bank"])
+    linear, history = train_classifier(bank, config["cfg"], config["epochs"], mode=config["mode"],
+                                       seed=config["seed"], rank=rank, world=world,
+                                       device=ray.train.torch.get_device(), streams=config["streams"])
+    with tempfile.TemporaryDirectory(prefix="zsl_cls_") as tmp:
+        checkpoint = None
+        if rank == 0:
+            torch.save({"state": {k: v.cpu() for k, v in linear.state_dict().items()}, "history": history},
+                       Path(tmp) / WEIGHTS)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({"loss": history[-1]["loss"] if history else 0.0}, checkpoint=checkpoint)
+
+
+def train_classifier_ray(
+    bank: LatentBank,
+    cfg: ClassifierConfig,
+    epochs: int,
+    scale: ScaleSettings,
+    storage: str | Path,
+    mode: Mode = "fixed",
+    seed: int = 0,
+) -> tuple[nn.Linear, list[dict[str, float]]]:
+    """Train the softmax on ``scale.workers`` Ray Train workers; returns ``(linear, history)`` like
+    :func:`~zsl_scale.distributed.classifier.train_classifier`.
+
+    ``storage`` (on storage every node shares, like ``scale.storage_path``) holds Ray Train's run folder
+    while it trains; it is removed once the weights are read back.
+    """
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from zsl_scale.distributed.ray_fit import _use_gpu, _user_error
+
+    streams = None
+    if scale.exact_sum:
+        streams = scale.streams or scale.workers
+    init_ray(scale.address)
+    gpu = _use_gpu(scale.device)
+    storage = Path(storage).resolve()
+    name = ".classifier-ray"
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config={"bank": ray.put(bank), "cfg": cfg, "epochs": epochs, "mode": mode, "seed": seed,
+                           "streams": streams, "threads": scale.threads_per_worker},
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=scale.workers, use_gpu=gpu,
+                                     resources_per_worker={"CPU": scale.cpus_per_worker}),
+        run_config=RunConfig(name=name, storage_path=str(storage),
+                             failure_config=FailureConfig(max_failures=scale.max_failures)),
+    )
+    try:
+        result = trainer.fit()
+        assert result.checkpoint is not None, "rank 0 reports the weights"
+        with result.checkpoint.as_directory() as d:
+            saved = load_torch_file(Path(d) / WEIGHTS, "classifier checkpoint")
+    except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
+        raise _user_error(exc) from exc
+    finally:
+        shutil.rmtree(storage / name, ignore_errors=True)
+    linear = nn.Linear(bank.mu.shape[1], len(bank.wnids))
+    linear.load_state_dict(saved["state"])
+    return linear, saved["history"]
+
+
+def fit_classifier(
+    bank: LatentBank,
+    cfg: ClassifierConfig,
+    epochs: int,
+    scale: ScaleSettings | None,
+    storage: str | Path,
+    mode: Mode = "fixed",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[nn.Linear, list[dict[str, float]]]:
+    """The softmax where the VAE was trained: on Ray Train with ``scale`` (the VAE's scale settings, when it
+    ran on Ray), else in this process on ``device``."""
+    if scale is None:
+        return train_classifier(bank, cfg, epochs, mode=mode, seed=seed, device=device)
+    return train_classifier_ray(bank, cfg, epochs, scale, storage, mode=mode, seed=seed)
