@@ -27,6 +27,9 @@ _EXPORTS = {
     "atomic_write_text": "io",
     "cache_dir": "paths",
     "check_output_dir": "runlock",
+    "check_resources": "raysession",
+    "check_visible": "raysession",
+    "cluster_address": "raysession",
     "claim_config": "runlock",
     "capture": "provenance",
     "dump_config": "config",
@@ -41,6 +44,7 @@ _EXPORTS = {
     "load_settings": "config",
     "read_manifest": "shards",
     "resolve_device": "device",
+    "route_ray_logs": "raysession",
     "sha256_bytes": "io",
     "sha256_file": "io",
     "sha256_json": "io",
@@ -75,7 +79,10 @@ __all__ = [
     "cache_dir",
     "capture",
     "check_output_dir",
+    "check_resources",
+    "check_visible",
     "claim_config",
+    "cluster_address",
     "dump_config",
     "dumps_json",
     "format_eta",
@@ -89,6 +96,7 @@ __all__ = [
     "parquet_options",
     "read_manifest",
     "resolve_device",
+    "route_ray_logs",
     "sha256_bytes",
     "sha256_file",
     "sha256_json",
@@ -132,7 +140,13 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.core.paths import PACKAGE_DATA, PACKAGE_ROOT, cache_dir, shared_data_dir
     from zsl_scale.core.progress import ProgressReporter, format_eta
     from zsl_scale.core.provenance import capture
-    from zsl_scale.core.raysession import init_ray
+    from zsl_scale.core.raysession import (
+        check_resources,
+        check_visible,
+        cluster_address,
+        init_ray,
+        route_ray_logs,
+    )
     from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock
     from zsl_scale.core.safeload import load_torch_file
     from zsl_scale.core.shards import (
