@@ -35,7 +35,8 @@ class ScaleSettings(BaseModel):
     max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run
     keep_checkpoints: int = Field(default=2, ge=1)
     storage_path: str = "runs/dist"
-    address: str | None = None  # an existing Ray cluster; default: start a local one
+    address: str | None = None  # an existing Ray cluster; default: RAY_ADDRESS if set, else a local runtime
+    wait_timeout: float | None = Field(default=None, gt=0)  # seconds to wait for a busy cluster's CPUs/GPUs
 
 
 class DataPaths(BaseModel):

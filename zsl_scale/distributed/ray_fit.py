@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import DataError, init_ray, load_torch_file
+from zsl_scale.core import DataError, check_resources, check_visible, cluster_address, init_ray, load_torch_file
 from zsl_scale.distributed.lifeline import driver_info
 from zsl_scale.distributed.state import RayContext, finish_run, preflight_run_dir
 from zsl_scale.distributed.trainer import VaeJob, _announce, _summary, vae_worker
+from zsl_scale.distributed.watch import failure_callback, watch_failures
 
 
 def _ray_entry(config: dict[str, Any]) -> None:
@@ -39,8 +42,15 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     run_dir = f"{storage}/{job.cfg.name}"
     if "://" not in storage:
         _announce(Path(run_dir), preflight_run_dir(Path(run_dir), job.fingerprint()), job)
-    init_ray(s.address, object_store_memory=256 * 1024 * 1024)
+    local_runtime = cluster_address(s.address) is None
+    init_ray(s.address, object_store_memory=256 * 1024 * 1024 if local_runtime else None,
+             log_file=Path(run_dir) / "ray.log" if "://" not in storage else None)
     gpu = _use_gpu(s.device)
+    check_resources(s.workers, s.cpus_per_worker, 1.0 if gpu else 0.0,
+                    "--workers or scale.cpus_per_worker", wait_timeout=s.wait_timeout,
+                    log=lambda line: print(f"{job.cfg.name}: {line}", file=sys.stderr))
+    if not local_runtime and "://" not in storage:  # every node reads the shards and writes checkpoints
+        check_visible({"storage": storage, "features": str(job.source.directory)})
     trainer = TorchTrainer(
         _ray_entry,
         train_loop_config={"job": job, "run_dir": run_dir, "driver": driver_info()},
@@ -53,10 +63,13 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
             storage_path=storage,
             failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=s.keep_checkpoints),
+            **({"callbacks": [failure_callback(run_dir)]} if "://" not in storage else {}),
         ),
     )
     try:
-        result = trainer.fit()
+        with watch_failures(Path(run_dir), job.cfg.name, s.max_failures) if "://" not in storage \
+                else contextlib.nullcontext():
+            result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
         raise _user_error(exc) from exc
     if result.checkpoint is None:  # nothing left to train and nothing reported: the run was already complete

@@ -95,7 +95,7 @@ def open_features(directory: str | Path, scan_classes: bool = True) -> FeatureSo
     Raises :class:`DataError` for a missing folder, no shards, missing columns, a non-vector feature
     column or shards whose feature dimensions differ.
     """
-    directory = Path(directory)
+    directory = Path(directory).resolve()  # absolute on the driver: a Ray worker's working folder is another
     if not directory.is_dir():
         raise DataError(f"feature folder not found: {directory}")
     files = _shard_files(directory)

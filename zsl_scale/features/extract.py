@@ -16,9 +16,10 @@ worker counts.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from zsl_scale.core import (
     ShardRecord,
     ShardStore,
     atomic_write_text,
+    check_resources,
     init_ray,
     sha256_json,
 )
@@ -128,6 +130,10 @@ def extract_features(source: str | Path, out_dir: str | Path, opts: ExtractOptio
     """
     t0 = time.monotonic()
     opts.validate()
+    # absolute on the driver: the actors run in other working folders (on other nodes)
+    source, out_dir = Path(source).expanduser().resolve(), Path(out_dir).expanduser().resolve()
+    if opts.weights and Path(opts.weights).expanduser().exists():
+        opts = replace(opts, weights=str(Path(opts.weights).expanduser().resolve()))
     spec = get_backbone(opts.backbone)
     spec.check(opts.weights)
     kind, refs = list_images(source, opts.input_kind)
@@ -243,13 +249,15 @@ def _run_pipeline(
     """
     import ray.data
 
-    init_ray(opts.address)
+    init_ray(opts.address, log_file=store.out_dir / "ray.log")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.execution_options.preserve_order = False  # records carry their shard index
     res = _resources(opts)
     res["workers"] = min(res["workers"], len(pending))  # more actors than shards would idle
+    check_resources(res["workers"], res["num_cpus"], res["num_gpus"], "--workers or --worker-cpus",
+                    log=lambda line: print(f"features: {line}", file=sys.stderr))
     decode_task = None if res["decode_in_actor"] else {
         "num_cpus": opts.decode_cpus,
         "memory": _decode_memory(spec.preprocess, opts.batch_size),  # worker process + the chunk's pixels

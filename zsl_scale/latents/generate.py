@@ -105,6 +105,10 @@ def generate_latents(
     Ray starts, so bad input never touches existing shards.
     """
     t0 = time.monotonic()
+    # absolute on the driver: the actors run in other working folders (on other nodes)
+    model_path, out_dir = Path(model_path).resolve(), Path(out_dir).resolve()
+    features = Path(features).resolve() if features is not None else None
+    class_embeddings = Path(class_embeddings).resolve() if class_embeddings is not None else None
     mode, units, header = _plan(model_path, opts, features, class_embeddings)
     store = ShardStore(Path(out_dir), KIND, header, len(units)).open(overwrite=opts.overwrite)
     pending = store.pending()
@@ -252,7 +256,7 @@ def _run(model_path: str | Path, class_embeddings: str | Path | None, opts: Late
          units: list[dict[str, Any]], pending: list[int], store: ShardStore) -> None:
     import ray.data
 
-    init_ray(opts.address)
+    init_ray(opts.address, log_file=store.out_dir / "ray.log")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
