@@ -1,9 +1,19 @@
-"""Shared fixtures: the real shared data (skip locally, fail in CI) and one Ray session per run."""
+"""Shared fixtures: the real shared data (skip locally, fail in CI), one real multi-node Ray cluster per run,
+the ``zsl-scale`` subprocess helper."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,21 +51,152 @@ def imagenet_samples_dir(shared_data: Path) -> Path:
     return require_path(shared_data / "imagenet-samples", "ImageNet sample images")
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (never Ray's default 6379, which another cluster may hold)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CliResult:
+    """What a ``zsl-scale`` subprocess left: its exit code and both streams."""
+
+    rc: int
+    out: str
+    err: str
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("error:")]
+
+
+def zsl_command() -> list[str]:
+    """The installed ``zsl-scale`` entry point (the venv's), else ``python -m zsl_scale``."""
+    exe = Path(sys.executable).with_name("zsl-scale")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "zsl_scale"]
+
+
+def run_zsl(args: list[str], cwd: Path, *, address: str | None, timeout: float = 600,
+            env: dict[str, str] | None = None) -> CliResult:
+    """Run ``zsl-scale ARGS`` as a user does: a subprocess in ``cwd``, joining the cluster through RAY_ADDRESS."""
+    full = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    full.update({"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", **(env or {})})
+    if address:
+        full["RAY_ADDRESS"] = address
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([*zsl_command(), *args], cwd=cwd, env=full, capture_output=True, text=True,
+                          timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs a ``dist train`` run (any runner) has checkpointed: rows of its live ``losses.csv``."""
+    losses = run_dir / "losses.csv"
+    return max(0, len(losses.read_text().splitlines()) - 1) if losses.is_file() else 0
+
+
+def wait_until(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float, what: str) -> bool:
+    """Poll ``cond`` until it holds (True) or ``proc`` exits (False); fail after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > end:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+    return True
+
+
+@dataclass
+class RayCluster:
+    """A real multi-node Ray cluster on this machine: a head and worker nodes, each its own raylet."""
+
+    cluster: Any
+    node_args: dict[str, Any]
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    def run(self, args: list[str], cwd: Path, **kwargs: Any) -> CliResult:
+        """``zsl-scale ARGS`` as a subprocess in ``cwd`` with RAY_ADDRESS pointing at this cluster."""
+        return run_zsl(args, cwd, address=self.address, **kwargs)
+
+    def start(self, args: list[str], cwd: Path) -> subprocess.Popen:
+        """``zsl-scale ARGS`` started in the background (stdout/stderr piped), joining this cluster."""
+        env = {**os.environ, "RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+        cwd.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen([*zsl_command(), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def worker_raylets(self) -> dict[int, Any]:
+        """Worker node raylet PID → its node (the head is never killed: it holds the GCS)."""
+        from ray._private import ray_constants
+
+        return {n.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: n
+                for n in self.cluster.worker_nodes}
+
+    def raylet_hosting(self, marker: str) -> tuple[int, Any] | None:
+        """A worker node whose raylet has a worker process with ``marker`` in its name (e.g. RayTrainWorker)."""
+        import psutil
+
+        for pid, node in self.worker_raylets().items():
+            try:
+                kids = psutil.Process(pid).children(recursive=True)
+                if any(marker in " ".join(k.cmdline()) for k in kids):
+                    return pid, node
+            except psutil.Error:
+                continue
+        return None
+
+    def replace(self, node: Any) -> None:
+        """Remove a (killed) worker node and start a fresh one, so later tests see the full cluster again."""
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.cluster.add_node(**self.node_args)
+        self.cluster.wait_for_nodes()
+
+
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray runtime for the whole test run: starting Ray costs 4-8 s and ~1 GB each time."""
-    ray = pytest.importorskip("ray")
+def ray_cluster() -> Iterator[RayCluster]:
+    """ONE real Ray cluster for the whole test run: a head and two worker nodes of 1 CPU each (free ports,
+    Ray's temp folder under TMPDIR, every node's logs in its files). Subprocess tests join it through
+    RAY_ADDRESS, as ``ray job submit`` and ``jobs/slurm.sbatch`` make the CLI do; in-process tests join it
+    with :func:`ray_session`. Starting it costs ~10-20 s once."""
+    pytest.importorskip("ray")
+    import ray
+    from ray.cluster_utils import Cluster
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # a short path: Ray's unix sockets live under it (≤ 107 characters)
+    temp = Path(tempfile.mkdtemp(prefix="zr", dir=tempfile.gettempdir()))
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # Cluster writes its address there
+    record.parent.mkdir(exist_ok=True)
+    common = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "temp_dir": str(temp)}
+    cluster = Cluster(initialize_head=True, head_node_args={**common, "gcs_server_port": free_port(),
+                                                            "include_dashboard": False})
+    node_args = {**common, "min_worker_port": 0, "max_worker_port": 0}
+    try:
+        for _ in range(2):
+            cluster.add_node(**node_args)
+        cluster.wait_for_nodes()
+        yield RayCluster(cluster, node_args)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+        record.unlink(missing_ok=True)  # not left to point the next `ray.init()` at a dead cluster
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster: RayCluster):
+    """This process connected to the session's cluster (tests that call Ray in-process)."""
+    import ray
+
     if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            object_store_memory=200 * 1024 * 1024,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-    yield ray
-    ray.shutdown()
+        ray.init(address=ray_cluster.address, log_to_driver=False, configure_logging=False)
+    return ray
 
 
 def run_cli(args: list[str]) -> int:
