@@ -101,10 +101,11 @@ def main() -> None:
 
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_worker_niceness", "0")  # same priority as the plain loop (Ray's default: 15)
-    ray.init(num_cpus=args.num_cpus, object_store_memory=300 * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    from zsl_scale.core import init_ray
+
+    # a fresh local runtime of --num-cpus, whatever RAY_ADDRESS or a stale cluster record say; its workers run
+    # at the plain loop's priority (init_ray sets RAY_worker_niceness=0; Ray's default is 15)
+    init_ray("local", cpus=args.num_cpus, object_store_memory=300 * 1024 * 1024)
     runs: dict[str, list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="zsl-bench-src-") as tmp:
         images = _flowers_list(Path(tmp)) if args.flowers else args.images
