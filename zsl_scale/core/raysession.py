@@ -7,14 +7,17 @@
 
 Local-runtime options (CPUs, object store size) apply only to a runtime this process starts: a cluster
 has its own. Joining has a time limit (``ZSL_SCALE_CONNECT_TIMEOUT``, default 60 s) and fails with one line
-naming the address tried. Ray's own log lines go to a file (the run's ``ray.log``), not the terminal.
+naming the address tried. Ray's own log lines — its Python loggers and what its C++ layer writes to the
+driver's stderr — go to a file (the run's ``ray.log``), not the terminal.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,12 +81,39 @@ def route_ray_logs(log_file: str | Path | None) -> None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, delay=True)  # no file until Ray says something
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)  # Ray Data logs every scheduling step at DEBUG
     for name in RAY_LOGGERS:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
             logger.removeHandler(old)
         logger.addHandler(handler)
         logger.propagate = False
+
+
+_DIVERTED: list[str] = []
+
+
+def divert_native_stderr(log_file: str | Path) -> None:
+    """Send what native code writes to file descriptor 2 (Ray's C++ core worker in this process, and the Ray
+    processes a local runtime starts) to ``log_file``; Python's ``sys.stderr`` keeps the terminal.
+
+    Ray's C++ layer logs its warnings and errors (e.g. ``core_worker.cc: Actor … has constructor arguments
+    in the object store``) straight to the driver's stderr, past Python's logging; the project's own lines
+    and error messages are written through ``sys.stderr``, which this re-points at a duplicate of the
+    original descriptor. Done once per process (later calls keep the first file).
+    """
+    if _DIVERTED:
+        return
+    path = Path(log_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = io.TextIOWrapper(io.FileIO(terminal, "w"), encoding=sys.stderr.encoding or "utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    _DIVERTED.append(str(path))
 
 
 def init_ray(address: str | None = None, cpus: int | None = None, object_store_memory: int | None = None,
@@ -101,6 +131,8 @@ def init_ray(address: str | None = None, cpus: int | None = None, object_store_m
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     route_ray_logs(log_file)
+    if log_file is not None:
+        divert_native_stderr(log_file)
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     target = cluster_address(address)
     if target is None:
