@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 import threading
 import time
@@ -22,7 +21,6 @@ from typing import Any
 
 EVENTS_FILE = ".failures.jsonl"
 SAME_INCIDENT_S = 120.0  # failures this close together are one incident (a lost node fails its workers)
-log = logging.getLogger("ray.zsl_scale")  # a Ray logger: routed to ray.log by init_ray
 
 
 def _user_callback_base() -> type:
@@ -62,48 +60,83 @@ def _alive_nodes() -> dict[str, str]:
     return {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes() if n.get("Alive")}
 
 
+class _Watch:
+    """The driver's view of one ``fit()``: failures in, one terminal line per incident out.
+
+    A lost node first shows up as its workers failing (a health check, an RPC error), and only seconds
+    later as a dead node in the node table; a worker failure therefore waits up to ``grace_s`` for its node
+    to be reported lost, so the line says what happened (node lost) rather than its symptom.
+    """
+
+    def __init__(self, run_dir: Path, name: str, max_failures: int, say: Callable[[str], None],
+                 grace_s: float) -> None:
+        self.run_dir, self.name, self.say, self.grace_s = run_dir, name, say, grace_s
+        self.limit = "unlimited" if max_failures < 0 else str(max_failures)
+        self.attempt, self.read, self.last = 0, 0, -1e9
+        self.pending: tuple[float, int, str] | None = None  # (since, epochs done then, what)
+
+    def detail(self, text: str) -> None:
+        """The full story, for ``ray.log`` (appended beside Ray's own lines)."""
+        with open(self.run_dir / "ray.log", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR zsl_scale: {text}\n")
+
+    def incident(self, what: str, done: int) -> None:
+        if time.monotonic() - self.last < SAME_INCIDENT_S:  # a lost node fails its workers too: one line
+            return
+        self.attempt, self.last = self.attempt + 1, time.monotonic()
+        resume = f"resuming from checkpoint {done}" if done else "restarting from the start"
+        self.say(f"{self.name}: {what} at epoch {done + 1}; {resume} (attempt {self.attempt} of {self.limit}); "
+                 f"full log: {self.run_dir / 'ray.log'}")
+
+    def node_lost(self, node: str, ip: str) -> None:
+        self.detail(f"node {node} at {ip} is no longer alive")
+        done = self.pending[1] if self.pending else _epochs_done(self.run_dir)
+        self.pending = None
+        self.incident(f"node {ip} lost", done)
+
+    def worker_failed(self, ev: dict[str, Any]) -> None:
+        self.detail(f"worker {ev['rank']} raised {ev['error']}: {ev['text']}")
+        if self.pending is None:
+            self.pending = (time.monotonic(), _epochs_done(self.run_dir), f"worker {ev['rank']} failed ({ev['error']})")
+
+    def tick(self, force: bool = False) -> None:
+        if self.pending and (force or time.monotonic() - self.pending[0] >= self.grace_s):
+            _, done, what = self.pending
+            self.pending = None
+            self.incident(what, done)
+
+    def poll_events(self) -> None:
+        events = self.run_dir / EVENTS_FILE
+        if events.is_file():
+            lines = events.read_text().splitlines()
+            for line in lines[self.read:]:
+                self.worker_failed(json.loads(line))
+            self.read = len(lines)
+
+
 @contextlib.contextmanager
 def watch_failures(run_dir: Path, name: str, max_failures: int, emit: Callable[[str], None] | None = None,
-                   every_s: float = 1.0) -> Iterator[None]:
-    """While the block runs, print one line per lost node or failed worker (a daemon thread)."""
+                   every_s: float = 1.0, grace_s: float = 45.0) -> Iterator[None]:
+    """While the block runs, print one line per lost node or failed worker (a daemon thread polls)."""
     say = emit or (lambda line: print(line, file=sys.stderr, flush=True))
-    events = run_dir / EVENTS_FILE
-    events.unlink(missing_ok=True)
-    stop, state = threading.Event(), {"attempt": 0, "read": 0, "last": -1e9}
-    where = run_dir / "ray.log"
-    limit = "unlimited" if max_failures < 0 else str(max_failures)
-
-    def report(what: str, detail: str) -> None:
-        done = _epochs_done(run_dir)
-        log.error("%s (epoch %d): %s", what, done + 1, detail)
-        if time.monotonic() - state["last"] < SAME_INCIDENT_S:  # a lost node fails its workers too: one line
-            return
-        state["attempt"] += 1
-        state["last"] = time.monotonic()
-        resume = f"resuming from checkpoint {done}" if done else "restarting from the start"
-        say(f"{name}: {what} at epoch {done + 1}; {resume} (attempt {state['attempt']} of {limit}); "
-            f"full log: {where}")
+    (run_dir / EVENTS_FILE).unlink(missing_ok=True)
+    watch, stop = _Watch(run_dir, name, max_failures, say, grace_s), threading.Event()
 
     def poll() -> None:
         try:
             known = _alive_nodes()
-        except Exception:
+        except Exception:  # the watch must never break the run
             return
         while not stop.wait(every_s):
             try:
+                watch.poll_events()
                 now = _alive_nodes()
                 for node, ip in known.items():
                     if node not in now:
-                        report(f"node {ip} lost", f"node {node} at {ip} is no longer alive")
+                        watch.node_lost(node, ip)
                 known = now
-                if events.is_file():
-                    lines = events.read_text().splitlines()
-                    for line in lines[state["read"]:]:
-                        ev = json.loads(line)
-                        what = "lost its node" if "node" in ev["first"].lower() else f"failed ({ev['error']})"
-                        report(f"worker {ev['rank']} {what}", ev["text"])
-                    state["read"] = len(lines)
-            except Exception:
+                watch.tick()
+            except Exception:  # e.g. the GCS briefly unreachable: try again next tick
                 continue
 
     thread = threading.Thread(target=poll, name="zsl-failure-watch", daemon=True)
@@ -113,3 +146,5 @@ def watch_failures(run_dir: Path, name: str, max_failures: int, emit: Callable[[
     finally:
         stop.set()
         thread.join(timeout=5)
+        watch.poll_events()
+        watch.tick(force=True)
