@@ -3,6 +3,7 @@ the ``zsl-scale`` subprocess helper."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -149,6 +150,15 @@ class RayCluster:
             except psutil.Error:
                 continue
         return None
+
+    def kill_node(self, raylet_pid: int) -> None:
+        """``kill -9`` a worker node: its raylet and every process it started (as when the machine dies)."""
+        import psutil
+
+        procs = [psutil.Process(raylet_pid), *psutil.Process(raylet_pid).children(recursive=True)]
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
     def replace(self, node: Any) -> None:
         """Remove a (killed) worker node and start a fresh one, so later tests see the full cluster again."""
