@@ -100,9 +100,10 @@ def divert_native_stderr(log_file: str | Path) -> None:
     Ray's C++ layer logs its warnings and errors (e.g. ``core_worker.cc: Actor … has constructor arguments
     in the object store``) straight to the driver's stderr, past Python's logging; the project's own lines
     and error messages are written through ``sys.stderr``, which this re-points at a duplicate of the
-    original descriptor. Done once per process (later calls keep the first file).
+    original descriptor. Done once per process (later calls keep the first file), and only while
+    ``sys.stderr`` is the process's own: a host that captures stderr itself (pytest) keeps it.
     """
-    if _DIVERTED:
+    if _DIVERTED or sys.stderr is not sys.__stderr__:
         return
     path = Path(log_file)
     path.parent.mkdir(parents=True, exist_ok=True)
