@@ -30,7 +30,7 @@ def extract(
     worker_cpus: float | None = typer.Option(None, help="Ray CPUs reserved per model actor"),
     gpus_per_worker: float = typer.Option(1.0, help="GPUs per model actor when the cluster has GPUs"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
-    address: str | None = typer.Option(None, help="Address of an existing Ray cluster (default: $RAY_ADDRESS, else a fresh local Ray)"),
+    address: str | None = typer.Option(None, help="An existing Ray cluster (default: $RAY_ADDRESS, else local Ray)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
     log_interval: float = typer.Option(30.0, help="Seconds between progress lines when not on a terminal"),
 ) -> None:

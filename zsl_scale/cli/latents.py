@@ -41,7 +41,7 @@ def generate(
     workers: int | None = typer.Option(None, help="Encoder actors (default: one per GPU, else per core)"),
     threads_per_worker: int = typer.Option(1, help="torch threads in each actor"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
-    address: str | None = typer.Option(None, help="Address of an existing Ray cluster (default: $RAY_ADDRESS, else a fresh local Ray)"),
+    address: str | None = typer.Option(None, help="An existing Ray cluster (default: $RAY_ADDRESS, else local Ray)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
     log_interval: float = typer.Option(30.0, help="Seconds between progress lines when not on a terminal"),
 ) -> None:
