@@ -167,6 +167,43 @@ class RayCluster:
         self.cluster.wait_for_nodes()
 
 
+def _kill_processes_under(temp: Path) -> None:
+    """Kill the Ray processes of a cluster whose start failed half-way (their command lines name ``temp``)."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and str(temp) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
+
+
+def _start_cluster(attempts: int = 3) -> tuple[Any, dict[str, Any], Path]:
+    """Head + two worker nodes; retried, because Ray gives a node a fixed 30 s to register with the GCS, which
+    a heavily loaded machine can miss (then the half-started processes are killed and the start repeated)."""
+    from ray.cluster_utils import Cluster
+
+    for attempt in range(1, attempts + 1):
+        # a short path: Ray's unix sockets live under it (≤ 107 characters)
+        temp = Path(tempfile.mkdtemp(prefix="zr", dir=tempfile.gettempdir()))
+        common = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "temp_dir": str(temp)}
+        node_args = {**common, "min_worker_port": 0, "max_worker_port": 0}
+        cluster = Cluster(shutdown_at_exit=True)
+        try:
+            cluster.add_node(**common, gcs_server_port=free_port(), include_dashboard=False)
+            for _ in range(2):
+                cluster.add_node(**node_args)
+            cluster.wait_for_nodes()
+            return cluster, node_args, temp
+        except Exception:
+            with contextlib.suppress(Exception):
+                cluster.shutdown()
+            _kill_processes_under(temp)
+            shutil.rmtree(temp, ignore_errors=True)
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     """ONE real Ray cluster for the whole test run: a head and two worker nodes of 1 CPU each (free ports,
@@ -175,26 +212,18 @@ def ray_cluster() -> Iterator[RayCluster]:
     with :func:`ray_session`. Starting it costs ~10-20 s once."""
     pytest.importorskip("ray")
     import ray
-    from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # a short path: Ray's unix sockets live under it (≤ 107 characters)
-    temp = Path(tempfile.mkdtemp(prefix="zr", dir=tempfile.gettempdir()))
     record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # Cluster writes its address there
     record.parent.mkdir(exist_ok=True)
-    common = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024, "temp_dir": str(temp)}
-    cluster = Cluster(initialize_head=True, head_node_args={**common, "gcs_server_port": free_port(),
-                                                            "include_dashboard": False})
-    node_args = {**common, "min_worker_port": 0, "max_worker_port": 0}
+    cluster, node_args, temp = _start_cluster()
     try:
-        for _ in range(2):
-            cluster.add_node(**node_args)
-        cluster.wait_for_nodes()
         yield RayCluster(cluster, node_args)
     finally:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+        _kill_processes_under(temp)  # a replaced node's leftovers, if any
         record.unlink(missing_ok=True)  # not left to point the next `ray.init()` at a dead cluster
         shutil.rmtree(temp, ignore_errors=True)
 
