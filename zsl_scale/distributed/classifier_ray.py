@@ -15,6 +15,7 @@ once; every worker reads it from there (its own node's copy), not through the dr
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zsl_scale.core import ClassifierConfig, init_ray, load_torch_file
+from zsl_scale.core import ClassifierConfig, check_resources, init_ray, load_torch_file
 from zsl_scale.distributed.classifier import LatentBank, Mode, train_classifier
 from zsl_scale.distributed.config import ScaleSettings
 
@@ -75,9 +76,11 @@ def train_classifier_ray(
     streams = None
     if scale.exact_sum:
         streams = scale.streams or scale.workers
-    init_ray(scale.address)
-    gpu = _use_gpu(scale.device)
     storage = Path(storage).resolve()
+    init_ray(scale.address, log_file=storage / "ray.log")
+    gpu = _use_gpu(scale.device)
+    check_resources(scale.workers, scale.cpus_per_worker, 1.0 if gpu else 0.0, "scale.workers or scale.cpus_per_worker",
+                    wait_timeout=scale.wait_timeout, log=lambda line: print(f"classifier: {line}", file=sys.stderr))
     name = ".classifier-ray"
     trainer = TorchTrainer(
         _worker,
