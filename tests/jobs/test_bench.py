@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from zsl_scale.core.errors import ConfigError
-from zsl_scale.jobs import JobSpec, run_job
-from zsl_scale.jobs import registry as jobs
+from zsl_scale.jobs import JobSpec
 from zsl_scale.jobs.bench import subset_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,8 +82,7 @@ def _latents_only(spec: JobSpec, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session, tmp_path: Path,
-                                                     monkeypatch) -> None:
+def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_cluster, tmp_path: Path) -> None:
     """The whole scale path (Ray features from the tar → validation → train → Ray latents → classifiers at
     scale → chunked scorer → leaderboard) on 180 real Flowers images, against the reference protocol
     (``zsl-scale evaluate``'s code) on the same images, settings, seed and chosen epochs.
@@ -102,10 +100,9 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
     from zsl_scale.jobs.bench_compare import compare
     from zsl_scale.results.schema import read_result
 
-    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the built-in stages, whatever other tests registered
-    out = run_job(small_job(), REPO / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in out.plans] == ["run"] * 9
     run = tmp_path / "run"
+    job_file = write_job(small_job(), tmp_path / "job", train_runner="ray")
+    _run_killed_in_train_then_resumed(ray_cluster, job_file, run, tmp_path / "cwd", stages=9)
     # features from the Ray stage are the shipped ones (same images, same preprocessing)
     cos = compare_with_mat(run / "features/shards", flo_dir / "res101_efflite0.mat", xlsa17_images(flo_dir), "flower")
     assert len(cos) == 180 and np.median(cos) >= 0.9999 and cos.min() >= 0.999
@@ -121,8 +118,49 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_session,
         scale_acc, ref_acc = _zsl_both_classifiers(run, seed)
         assert abs(scale_acc - ref_acc) <= 0.10, (seed, scale_acc, ref_acc)
     _methods_stage_is_the_reference(run)
-    again = run_job(small_job(), REPO / "jobs", workdir=run, log=lambda s: None)
-    assert [p.action for p in again.plans] == ["skip"] * 9
+    again = ray_cluster.run(["run", str(job_file), "--workdir", str(run)], tmp_path / "cwd")
+    assert again.rc == 0 and "job flo-small: 9 stage(s) up to date, 0 ran" in again.out, again.err[-3000:]
+
+
+def write_job(spec: JobSpec, folder: Path, train_runner: str | None = None) -> Path:
+    """``spec`` as a job file in ``folder`` (``shared:`` sources resolve as for any job file)."""
+    import yaml
+
+    data = spec.model_dump(mode="json")
+    if train_runner == "ray":  # Ray Train on the cluster, 1 worker: the numbers of the local runner
+        (train,) = [st for st in data["stages"] if st["name"] == "train"]
+        train["config"]["runner"] = "ray"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder / "job.yaml"
+
+
+def _run_killed_in_train_then_resumed(cluster, job_file: Path, run: Path, cwd: Path, stages: int) -> None:
+    """``zsl-scale run`` as a subprocess on the cluster, ``kill -9`` once the train stage has checkpointed an
+    epoch, then the same command again: the finished stages are skipped, the train stage resumes (its first
+    Ray use in this process: issue 23, defect 2) and the rest runs. No Ray text on the terminal."""
+    from tests.conftest import epochs_done, wait_until
+
+    args = ["run", str(job_file), "--workdir", str(run)]
+    proc = cluster.start(args, cwd)
+    try:
+        killed = wait_until(lambda: any(epochs_done(p.parent) >= 1 for p in (run / "train").rglob("losses.csv")),
+                            proc, 900, "the train stage's first epoch")
+        if killed:
+            proc.kill()
+        _, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed or proc.returncode == 0, err[-3000:]
+    again = cluster.run(args, cwd, timeout=1200)
+    assert again.rc == 0, again.err[-3000:]
+    for text in (err, again.err):
+        assert "Traceback" not in text and "(raylet)" not in text and "INFO" not in text, text[-3000:]
+    if killed:  # splits and features were done before the kill; the re-run continues the train stage
+        assert "job " in again.out and "stage(s) up to date" in again.out
+        ran = again.out.rsplit(": ", 1)[-1].split(", ")
+        assert ran[0] == "train" and len(ran) < stages, again.out
 
 
 def _methods_stage_is_the_reference(run: Path) -> None:
