@@ -172,10 +172,15 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
     assert [p.action for p in out.plans] == ["run"] * 8
     rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
-    for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE", "f-CLSWGAN"):  # same scorer, fixed hyper-parameters
+    for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE", "f-CLSWGAN", "LinProto"):  # same scorer, fixed hypers
         base = read_result(tmp_path / f"run/methods/results/imagenet-samples__2H__{method}__gzsl__seed0.json")
         assert base.selection == "fixed" and base.extra["search_space"] == rec.extra["search_space"]
         assert base.extra["images"] == 1000 and base.metrics.S is not None
+    lin = read_result(tmp_path / "run/methods/results/imagenet-samples__2H__LinProto__gzsl__seed0.json")
+    assert lin.provenance["method_plugin"]["distribution"] == "zsl-plugin-example"  # the example plugin's row
+    board = (tmp_path / "run/leaderboard/board/leaderboard.md").read_text()
+    assert "| LinProto [plugin zsl-plugin-example " in board and "| ESZSL | ours | fixed |" in board
+    _eszsl_prediction_file_reproduces_the_stage(tmp_path / "run")
     classes = json.loads((tmp_path / "run/splits/classes.json").read_text())
     assert len(classes["heldout"]) == 100 and len(classes["train"]) == 900
     assert rec.extra["images"] == 1000 and rec.extra["search_space"] == 1000 + len(classes["splits"]["2H"])
@@ -189,6 +194,48 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
     again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
     assert [p.action for p in again.plans] == ["skip"] * 8
+
+
+def _eszsl_prediction_file_reproduces_the_stage(run: Path) -> None:
+    """ESZSL's test outputs on the real 2H split, written as a prediction file (its top-5 wnids, ranked by the
+    scorer) and scored by ``zsl-scale evaluate imagenet --predictions``, give the methods stage's S/U/H exactly."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from tests.conftest import run_cli
+    from zsl_scale.distributed import open_features
+    from zsl_scale.jobs.imagenet_methods import class_embeddings, load_training
+    from zsl_scale.method import FeatureScaler
+    from zsl_scale.methods import TrainData, class_table, get_method, queries
+    from zsl_scale.results.schema import read_result
+    from zsl_scale.scoring import Scorer, gzsl_search_space, read_classes_json
+
+    classes = read_classes_json(run / "splits")
+    space = gzsl_search_space(classes["seen"], classes["splits"]["2H"])
+    label_space = sorted(set(classes["seen"]).union(classes["splits"]["2H"]))
+    x, y = load_training(run / "features/shards", sorted(classes["train"]), label_space, 65536)
+    scaler = FeatureScaler.fit(x)
+    emb = torch.from_numpy(class_embeddings(run / "embeddings/embeddings.parquet", label_space))
+    data = TrainData(torch.from_numpy(scaler.transform(x)), torch.from_numpy(y), emb)
+    fitted = get_method("eszsl").make(data, 0).fit({"gamma": 100, "lam": 0.001})  # the job's fixed values
+    table = class_table(fitted, np.arange(len(label_space)), label_space).subset(space)
+    files = open_features(run / "features/shards", scan_classes=False).files
+    shards = pa.concat_tables([pq.read_table(f, columns=["image_id", "feature"]) for f in files])
+    feats = torch.tensor(shards.column("feature").to_pylist(), dtype=torch.float32)
+    scorer = Scorer(table, k=5, device="cpu")  # the stage's own query map and scorer
+    top5 = scorer.score(queries(fitted, scaler.transform_torch(feats, scaler.torch_stats(feats.device)))).indices
+    scorer.close()
+    path = run / "eszsl-2H.parquet"
+    pq.write_table(pa.table({"image_id": shards.column("image_id"),
+                             "topk": [[space[j] for j in r] for r in top5]}), path)
+    assert run_cli(["evaluate", "imagenet", "--run", str(run), "--splits", "2H", "--predictions", str(path),
+                    "--dataset", "imagenet-samples", "--out", str(run / "external")]) == 0
+    ext = read_result(run / "external/imagenet-samples__2H__eszsl-2H__gzsl__seed0.json")
+    ref = read_result(run / "methods/results/imagenet-samples__2H__ESZSL__gzsl__seed0.json")
+    assert (ext.metrics.S, ext.metrics.U, ext.metrics.H) == (ref.metrics.S, ref.metrics.U, ref.metrics.H)
+    assert ext.metrics.top_k == ref.metrics.top_k and ext.selection == "external"
 
 
 def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
