@@ -109,3 +109,25 @@ def test_example_plugin_on_flowers_as_users_run_it(tmp_path: Path) -> None:
     assert run_cli(["leaderboard", str(tmp_path / "run/results"), "--out", str(tmp_path / "board")]) == 0
     md_text = (tmp_path / "board/leaderboard.md").read_text()
     assert f"| LinProto [plugin zsl-plugin-example {version}] | ours | validation |" in md_text
+
+
+def test_module_plugin_records_its_file_sha256_and_the_board_shows_it(tmp_path: Path, monkeypatch) -> None:
+    """``--method module:factory`` that no distribution owns: provenance is the module file's sha256."""
+    from tests.protocol.test_methods import planted
+    from zsl_scale.core import sha256_file
+    from zsl_scale.datasets.bundle import save_bundle
+
+    module = tmp_path / "my_zsl_method.py"
+    module.write_text(GOOD.format(name="mine"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bundle = save_bundle(planted(), tmp_path / "planted", feature_dtype="float32")
+    out = tmp_path / "run"
+    assert run_cli(["evaluate", str(bundle), "--method", "my_zsl_method:method", "--device", "cpu", "--out", str(out),
+                    "--set", "eval.val_folds=1"]) == 0
+    rec = read_result(out / "results/planted__xlsa17__Mine__gzsl__seed0.json")
+    origin = rec.provenance["method_plugin"]
+    assert origin["reference"] == "my_zsl_method:method" and origin["sha256"] == sha256_file(module)
+    assert rec.metrics.H is not None and rec.extra["method"] == "mine"
+    assert run_cli(["leaderboard", str(out / "results"), "--out", str(tmp_path / "board")]) == 0
+    board = (tmp_path / "board/leaderboard.md").read_text()
+    assert f"| Mine [plugin my_zsl_method.py sha256 {origin['sha256'][:12]}] | ours | validation |" in board

@@ -70,9 +70,9 @@ def run_bench_methods(ctx: StageContext) -> list[Path]:
 
 def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any) -> Path:
     """One method: validation → ``trainval`` fit(s) → chunked scoring → a results file."""
-    from zsl_scale.core import capture, sha256_json, torch_threads
+    from zsl_scale.core import sha256_json, torch_threads
     from zsl_scale.methods import get_method
-    from zsl_scale.protocol import fit_selected
+    from zsl_scale.protocol import fit_selected, method_provenance
     from zsl_scale.results import Metrics, ResultRecord, write_result
 
     spec = get_method(name)
@@ -94,7 +94,8 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
         selection_source=f"validation ({run_cfg.eval.val_folds} class fold(s), grid search) in job {ctx.job.name}",
         metrics=Metrics(S=gz["S"], U=gz["U"], H=gz["H"], zsl=zsl, per_class=gz["per_class"]),
         config=config, config_sha256=sha256_json(config), manifests={"job": sha256_json(chain)},
-        seeds={"method": run_cfg.seed, "phases": run_cfg.seed}, provenance=capture(str(device), full=False),
+        seeds={"method": run_cfg.seed, "phases": run_cfg.seed},
+        provenance=method_provenance(spec, str(device), full=False),
         extra={"engine": "scale", "job": ctx.job.name, "method": spec.name, "kind": spec.kind,
                "reference": spec.reference, "selection": sel, "seconds": round(seconds, 1),
                "cpu_seconds": round(cpu, 1), "images": classes["images"], "subset": classes.get("subset"),

@@ -11,6 +11,7 @@ _EXPORTS = {
     "evaluate_settings": "evaluate",
     "fit_selected": "methods",
     "make_phase": "phases",
+    "method_provenance": "methods",
     "render_report": "runs",
     "run_method": "methods",
     "run_benchmark": "runs",
@@ -24,6 +25,7 @@ __all__ = [
     "evaluate_settings",
     "fit_selected",
     "make_phase",
+    "method_provenance",
     "render_report",
     "run_benchmark",
     "run_method",
@@ -37,6 +39,11 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
     from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
     from zsl_scale.protocol.external import run_predictions
-    from zsl_scale.protocol.methods import evaluate_method, fit_selected, run_method
+    from zsl_scale.protocol.methods import (
+        evaluate_method,
+        fit_selected,
+        method_provenance,
+        run_method,
+    )
     from zsl_scale.protocol.phases import make_phase
     from zsl_scale.protocol.runs import render_report, run_benchmark

@@ -195,9 +195,9 @@ def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, de
     return metrics, sel
 
 
-def method_provenance(spec: MethodSpec, device: torch.device | str) -> dict[str, Any]:
+def method_provenance(spec: MethodSpec, device: torch.device | str, full: bool = True) -> dict[str, Any]:
     """:func:`zsl_scale.core.capture` plus, for a plugin, where it came from (``method_plugin``)."""
-    return {**capture(device), **({"method_plugin": dict(spec.origin)} if spec.origin else {})}
+    return {**capture(device, full=full), **({"method_plugin": dict(spec.origin)} if spec.origin else {})}
 
 
 def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
