@@ -37,6 +37,9 @@ BROKEN = {
                      "MethodSpec.make must be a callable"),
     "empty grid": ("from zsl_scale.methods import MethodSpec\nmethod = MethodSpec(name='mine', display='Mine', "
                    "kind='closed-form', reference='r', make=print)\n", "MethodSpec.grid must be a non-empty mapping"),
+    "empty name": ("from zsl_scale.methods import MethodSpec\nmethod = MethodSpec(name='', display='Mine', "
+                   "kind='closed-form', reference='r', make=print, grid={'lam': [1]})\n",
+                   "MethodSpec.name must be a non-empty string"),
     "bad kind": ("from zsl_scale.methods import MethodSpec\nmethod = MethodSpec(name='mine', display='Mine', "
                  "kind='magic', reference='r', make=print, grid={'lam': [1]})\n", "MethodSpec.kind must be one of"),
     "built-in name": (GOOD.format(name="eszsl"), "the name 'eszsl' is a built-in method's"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
@@ -117,10 +117,9 @@ def _checked(where: str, obj: Any, origin: dict[str, str]) -> MethodSpec:
     if not isinstance(obj, MethodSpec):
         raise ConfigError(f"{where} is a {type(obj).__name__}, not a zsl_scale.methods.MethodSpec "
                           "(or a factory returning one)")
-    expected = {"name": str, "display": str, "reference": str}
-    for f in fields(MethodSpec):
-        if f.name in expected and (not isinstance(getattr(obj, f.name), str) or not getattr(obj, f.name)):
-            raise ConfigError(f"{where}: MethodSpec.{f.name} must be a non-empty string")
+    for name in ("name", "display", "reference"):
+        if not isinstance(getattr(obj, name), str) or not getattr(obj, name):
+            raise ConfigError(f"{where}: MethodSpec.{name} must be a non-empty string")
     if obj.kind not in get_args(Kind):
         raise ConfigError(f"{where}: MethodSpec.kind must be one of {', '.join(get_args(Kind))}, not {obj.kind!r}")
     if obj.protocol != "generic" or not callable(obj.make):
