@@ -180,7 +180,7 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert lin.provenance["method_plugin"]["distribution"] == "zsl-plugin-example"  # the example plugin's row
     board = (tmp_path / "run/leaderboard/board/leaderboard.md").read_text()
     assert "| LinProto [plugin zsl-plugin-example " in board and "| ESZSL | ours | fixed |" in board
-    _eszsl_prediction_file_reproduces_the_stage(tmp_path / "run")
+    _prediction_files_reproduce_the_stages(tmp_path / "run")
     classes = json.loads((tmp_path / "run/splits/classes.json").read_text())
     assert len(classes["heldout"]) == 100 and len(classes["train"]) == 900
     assert rec.extra["images"] == 1000 and rec.extra["search_space"] == 1000 + len(classes["splits"]["2H"])
@@ -196,46 +196,72 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert [p.action for p in again.plans] == ["skip"] * 8
 
 
-def _eszsl_prediction_file_reproduces_the_stage(run: Path) -> None:
-    """ESZSL's test outputs on the real 2H split, written as a prediction file (its top-5 wnids, ranked by the
-    scorer) and scored by ``zsl-scale evaluate imagenet --predictions``, give the methods stage's S/U/H exactly."""
+def _prediction_file(run: Path, name: str, table, shards: list[Path], column: str, query_map) -> Path:
+    """The top-5 wnids of every image of ``shards`` under ``table`` (ranked by the stage's scorer, shard by shard
+    as the stage reads them), written as a prediction file."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from zsl_scale.scoring import Scorer
+
+    ids, topk = [], []
+    with Scorer(table, k=5, device="cpu") as scorer:
+        for shard in shards:
+            part = pq.read_table(shard, columns=["image_id", column])
+            q = query_map(np.array(part.column(column).to_pylist(), np.float32))
+            ids += part.column("image_id").to_pylist()
+            topk += [[table.class_ids[j] for j in r] for r in scorer.score(q).indices]
+    path = run / f"{name}.parquet"
+    pq.write_table(pa.table({"image_id": ids, "topk": topk}), path)
+    return path
+
+
+def _assert_reproduces(run: Path, path: Path, reference: Path) -> None:
+    """``zsl-scale evaluate imagenet --predictions`` gives the stage's S/U/H, top-k and per class exactly."""
+    from tests.conftest import run_cli
+    from zsl_scale.results.schema import read_result
+
+    assert run_cli(["evaluate", "imagenet", "--run", str(run), "--splits", "2H", "--predictions", str(path),
+                    "--dataset", "imagenet-samples", "--out", str(run / "external")]) == 0
+    ext = read_result(run / f"external/imagenet-samples__2H__{path.stem}__gzsl__seed0.json")
+    ref = read_result(reference)
+    assert (ext.metrics.S, ext.metrics.U, ext.metrics.H) == (ref.metrics.S, ref.metrics.U, ref.metrics.H)
+    assert ext.metrics.top_k == ref.metrics.top_k and ext.metrics.per_class == ref.metrics.per_class
+    assert ext.metrics.per_group == ref.metrics.per_group and ext.selection == "external"
+
+
+def _prediction_files_reproduce_the_stages(run: Path) -> None:
+    """Test outputs on the real 2H split as prediction files give the job's own numbers exactly: ESZSL's (the
+    methods stage; S = U = 0 here, every image on one unseen class) and CADA-VAE's (the score stage: S 76.2,
+    U 1.0 on 2026-12-06), each as its top-5 wnids."""
+    import numpy as np
     import torch
 
-    from tests.conftest import run_cli
     from zsl_scale.distributed import open_features
     from zsl_scale.jobs.imagenet_methods import class_embeddings, load_training
     from zsl_scale.method import FeatureScaler
     from zsl_scale.methods import TrainData, class_table, get_method, queries
-    from zsl_scale.results.schema import read_result
-    from zsl_scale.scoring import Scorer, gzsl_search_space, read_classes_json
+    from zsl_scale.scoring import gzsl_search_space, read_classes_json
+    from zsl_scale.scoring.imagenet import latent_shards, load_classifier
 
     classes = read_classes_json(run / "splits")
     space = gzsl_search_space(classes["seen"], classes["splits"]["2H"])
     label_space = sorted(set(classes["seen"]).union(classes["splits"]["2H"]))
+    features = open_features(run / "features/shards", scan_classes=False).files
     x, y = load_training(run / "features/shards", sorted(classes["train"]), label_space, 65536)
     scaler = FeatureScaler.fit(x)
     emb = torch.from_numpy(class_embeddings(run / "embeddings/embeddings.parquet", label_space))
     data = TrainData(torch.from_numpy(scaler.transform(x)), torch.from_numpy(y), emb)
     fitted = get_method("eszsl").make(data, 0).fit({"gamma": 100, "lam": 0.001})  # the job's fixed values
-    table = class_table(fitted, np.arange(len(label_space)), label_space).subset(space)
-    files = open_features(run / "features/shards", scan_classes=False).files
-    shards = pa.concat_tables([pq.read_table(f, columns=["image_id", "feature"]) for f in files])
-    feats = torch.tensor(shards.column("feature").to_pylist(), dtype=torch.float32)
-    scorer = Scorer(table, k=5, device="cpu")  # the stage's own query map and scorer
-    top5 = scorer.score(queries(fitted, scaler.transform_torch(feats, scaler.torch_stats(feats.device)))).indices
-    scorer.close()
-    path = run / "eszsl-2H.parquet"
-    pq.write_table(pa.table({"image_id": shards.column("image_id"),
-                             "topk": [[space[j] for j in r] for r in top5]}), path)
-    assert run_cli(["evaluate", "imagenet", "--run", str(run), "--splits", "2H", "--predictions", str(path),
-                    "--dataset", "imagenet-samples", "--out", str(run / "external")]) == 0
-    ext = read_result(run / "external/imagenet-samples__2H__eszsl-2H__gzsl__seed0.json")
-    ref = read_result(run / "methods/results/imagenet-samples__2H__ESZSL__gzsl__seed0.json")
-    assert (ext.metrics.S, ext.metrics.U, ext.metrics.H) == (ref.metrics.S, ref.metrics.U, ref.metrics.H)
-    assert ext.metrics.top_k == ref.metrics.top_k and ext.selection == "external"
+    stats = scaler.torch_stats(torch.device("cpu"))
+    eszsl = _prediction_file(run, "eszsl-2H", class_table(fitted, np.arange(len(label_space)), label_space).subset(
+        space), features, "feature", lambda f: queries(fitted, scaler.transform_torch(torch.from_numpy(f), stats)))
+    _assert_reproduces(run, eszsl, run / "methods/results/imagenet-samples__2H__ESZSL__gzsl__seed0.json")
+    table, _ = load_classifier(run / "latents/classifier.pt")
+    cada = _prediction_file(run, "cada-2H", table.subset(space), latent_shards(run / "latents/test"), "latent",
+                            lambda q: q)
+    _assert_reproduces(run, cada, run / "score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
 
 
 def test_unknown_split_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
