@@ -50,7 +50,7 @@ def test_flo_from_shared_files(flo_dir) -> None:
 
 
 def test_packaged_bundle_matches_shared_files(flo_dir) -> None:
-    shared, bundled = load_flo(flo_dir), load_bundle(PACKAGED["flo"], verify=True)
+    shared, bundled = load_flo(flo_dir), load_bundle(PACKAGED["flo"])
     assert bundled.features.dtype == np.float16
     np.testing.assert_allclose(bundled.features.astype(np.float32), shared.features, rtol=1e-3, atol=2e-3)
     np.testing.assert_array_equal(bundled.labels, shared.labels)
@@ -63,7 +63,7 @@ def test_packaged_bundle_matches_shared_files(flo_dir) -> None:
 def test_bundle_round_trip_float32(tmp_path) -> None:
     bench = tiny_benchmark()
     save_bundle(bench, tmp_path / "b", feature_dtype="float32")
-    back = load_bundle(tmp_path / "b", verify=True)
+    back = load_bundle(tmp_path / "b")
     np.testing.assert_array_equal(back.features, bench.features)
     assert back.class_names == bench.class_names
     assert resolve_benchmark(str(tmp_path / "b")).name == "tiny"

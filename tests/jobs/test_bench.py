@@ -52,7 +52,7 @@ def test_subset_keeps_both_phases() -> None:
 def test_benchmark_latents_refuse_fixed_epochs(tmp_path: Path) -> None:
     spec = small_job()
     spec.stages[5].config["epochs"] = 5
-    with pytest.raises(ConfigError, match="unknown config key 'epochs'"):  # epochs come from validation
+    with pytest.raises(ConfigError, match="unknown setting 'epochs'; a benchmark job takes its classifier epochs"):
         _latents_only(spec, tmp_path)
 
 

@@ -165,7 +165,8 @@ def test_skip_resume_and_rerun(fake_upstream, tmp_path: Path) -> None:
     ({"cada": {}}, {}, "CADA-VAE runs through the train / latents / score stages"),
     ({"eszl": {}}, {}, "did you mean 'eszsl'"),
     ({}, {}, "needs 'methods'"),
-    (FIXED, {"epochs": 3}, "unknown config key 'epochs'"),
+    (FIXED, {"epochs": 3}, "unknown setting 'epochs'"),
+    ({"eszsl": {"gamma": -1, "lam": 1}}, {}, "gamma must be > 0"),
 ])
 def test_bad_configs_are_one_error(fake_upstream, tmp_path: Path, methods, extra, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.protocol.test_evaluate import separable_benchmark
-from zsl_scale.core import PACKAGE_DATA, DataError, dump_config, load_config, output_lock
+from zsl_scale.core import PACKAGE_DATA, DataError, dump_config, load_config, output_lock, sha256_file
 from zsl_scale.datasets.bundle import load_bundle, save_bundle
 
 
@@ -39,6 +40,10 @@ def _evaluate(bench: Path, out: Path, *extra: str) -> int:
 def test_unreadable_bundle_parquet(bench, tmp_path, capsys, damage):
     f = bench / "classes.parquet"
     f.write_bytes(f.read_bytes()[:40] if damage == "truncated" else os.urandom(2000))
+    _one_error(capsys, _evaluate(bench, tmp_path / "run"), "classes.parquet has sha256")
+    meta = json.loads((bench / "benchmark.json").read_text())  # re-recorded: the parquet reader refuses it
+    meta["sha256"]["classes.parquet"] = sha256_file(f)
+    (bench / "benchmark.json").write_text(json.dumps(meta))
     _one_error(capsys, _evaluate(bench, tmp_path / "run"), "cannot read classes.parquet as parquet")
     assert not (tmp_path / "run").exists()
 
@@ -122,7 +127,12 @@ def test_provenance_hashes_the_bytes_of_every_file(bench):
 
     before = sha256_json(load_bundle(bench).info["files_sha256"])
     table = pq.read_table(bench / "classes.parquet")
-    pq.write_table(table, bench / "classes.parquet", compression="gzip")  # same recorded sha256 in benchmark.json
+    pq.write_table(table, bench / "classes.parquet", compression="gzip")  # same rows, other bytes
+    with pytest.raises(DataError, match=r"classes\.parquet has sha256 .* but benchmark\.json records"):
+        load_bundle(bench)  # the recorded digest no longer matches: refused
+    meta = json.loads((bench / "benchmark.json").read_text())
+    meta["sha256"]["classes.parquet"] = sha256_file(bench / "classes.parquet")
+    (bench / "benchmark.json").write_text(json.dumps(meta))  # re-recorded: accepted, and provenance follows
     after = load_bundle(bench).info["files_sha256"]
     assert sha256_json(after) != before and set(after) == {"benchmark.json", "features.parquet", "classes.parquet",
                                                            "splits.parquet"}

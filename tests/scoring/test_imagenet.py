@@ -89,7 +89,7 @@ def test_calibrated_stacking_is_labelled(fake_upstream, tmp_path: Path) -> None:
 def test_score_stage_bad_input(fake_upstream, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="split '3H' was not built"):
         run_job(job(splits=["3H"]), tmp_path, log=lambda s: None)
-    with pytest.raises(ConfigError, match="unknown config key 'topk'"):
+    with pytest.raises(ConfigError, match="unknown setting 'topk'; did you mean 'top_k'"):
         run_job(job(topk=[1]), tmp_path, log=lambda s: None)
 
 

@@ -98,7 +98,7 @@ def _environment_error_types() -> tuple[type[BaseException], ...]:
     ``OSError`` (permission denied, disk full, a folder where a file belongs) and pyarrow's errors
     (a truncated or random-bytes parquet file) are about the user's files, not the code.
     """
-    types: list[type[BaseException]] = [OSError]
+    types: list[type[BaseException]] = [OSError, UnicodeError]  # UnicodeError: a binary file read as text
     try:
         import pyarrow
 

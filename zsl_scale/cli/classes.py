@@ -77,9 +77,11 @@ def import_attributes(
     cache: Path = typer.Option(None, "--cache", help=_CACHE_HELP),
 ) -> None:
     """Import a per-class attribute matrix (as used by the small benchmarks) into the embedding cache."""
+    from zsl_scale.core import read_text_file
     from zsl_scale.embeddings import import_attributes as run
 
-    ids = [x.strip() for x in class_list.read_text().splitlines() if x.strip()] if class_list else None
+    ids = [x.strip() for x in read_text_file(class_list, "class-id list").splitlines() if x.strip()] \
+        if class_list else None
     rep = run(path, model_id, ids, key, cache)
     print(f"{rep.model_id}: {len(rep.found)} classes x {rep.dim} -> {rep.cache_path}")
 

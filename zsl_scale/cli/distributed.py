@@ -33,7 +33,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override any config key: key.path=value"),
 ) -> None:
     """Train the CADA-VAE data-parallel, with a checkpoint every epoch, losses.csv and loss_curve.png."""
-    from zsl_scale.core import atomic_write_text, check_output_dir, output_lock
+    from zsl_scale.core import atomic_write_text, check_output_dir, no_new_folders_on_error, output_lock
     from zsl_scale.distributed import check_runner, export_model, fit_vae, load_job_config, load_job_inputs, prepare_job
 
     overrides = _options_as_overrides(features=features, embeddings=embeddings, name=name, storage=storage,
@@ -41,10 +41,12 @@ def train(
     cfg = load_job_config(config, [*overrides, *set_])
     check_runner(runner, cfg.scale.workers, "--runner")
     local = "://" not in cfg.scale.storage_path
-    if local:  # a file or read-only folder is one line here, not an error raised inside a worker
-        check_output_dir(cfg.scale.storage_path, "--storage")
     run_dir = Path(cfg.scale.storage_path) / cfg.name
-    with output_lock(run_dir, "run folder") if local else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        if local:  # a file or read-only folder is one line here, not an error raised inside a worker
+            stack.enter_context(no_new_folders_on_error(cfg.scale.storage_path))  # nor an empty folder left
+            check_output_dir(cfg.scale.storage_path, "--storage")
+            stack.enter_context(output_lock(run_dir, "run folder"))
         job = prepare_job(cfg, *load_job_inputs(cfg))
         summary = fit_vae(job, runner)
         if local:
@@ -75,7 +77,7 @@ def classifier(
 
     With ``--runner ray`` it trains data-parallel on Ray Train like the VAE, with the run's ``scale`` settings
     (``workers``, ``cpus_per_worker``, ``exact_sum``/``streams``, ``address``, ``device``)."""
-    from zsl_scale.core import ClassifierConfig, ConfigError, DataError, resolve_device
+    from zsl_scale.core import ClassifierConfig, ConfigError, DataError, read_text_file, resolve_device
     from zsl_scale.distributed import (
         ScaleSettings,
         build_bank,
@@ -103,7 +105,8 @@ def classifier(
     vae, _, state = load_final_model(run)
     source, classes = open_features(features), load_class_table(embeddings)
     seen = list(source.class_counts)
-    unseen_ids = [w.strip() for w in unseen.read_text().splitlines() if w.strip()] if unseen else []
+    unseen_ids = [w.strip() for w in read_text_file(unseen, "unseen list").splitlines() if w.strip()] \
+        if unseen else []
     cfg = ClassifierConfig.model_validate(state["config"].get("classifier", {}))
     dev = resolve_device(device)
     bank = build_bank(vae, source, classes, seen, unseen_ids, cfg, state_scaler(state), seed=seed, device=dev)

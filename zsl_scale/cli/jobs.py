@@ -10,14 +10,19 @@ import typer
 
 def run(
     job_file: Path = typer.Argument(..., help="Job YAML (see jobs/*.yaml and docs/jobs.md)."),
-    workdir: Path | None = typer.Option(None, "--workdir", help="Override the job's work folder."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Work folder instead of the job's `workdir` "
+                                        "(relative to the current directory; the job's own is relative to the "
+                                        "job file). A file is refused."),
     force: list[str] = typer.Option([], "--force", help="Re-run this stage (and downstream) even if up to date."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only print which stages would run or be skipped."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate the whole job (stage kinds and order, "
+                                 "settings, @stage references, input paths; exit 2 if invalid) and print which "
+                                 "stages would run or be skipped."),
 ) -> None:
     """Run JOB.yaml: splits → features → embeddings → (validation) → train → latents → score → (methods) → leaderboard.
 
     Each stage records its config hash (chained with its inputs' hashes) in <workdir>/<stage>/stage.json;
     a re-run skips stages whose hash and outputs are unchanged and re-runs changed ones and everything after.
+    The whole job is validated before its first stage runs.
     """
     from zsl_scale.jobs import load_job, run_job
 

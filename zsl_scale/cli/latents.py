@@ -12,13 +12,13 @@ latents_app = typer.Typer(help="Latents: encode features and class embeddings wi
 
 def _read_classes(path: Path | None) -> tuple[str, ...] | None:
     """One wnid per line (the splits format); blank lines and ``#`` comments ignored."""
-    from zsl_scale.core import DataError
+    from zsl_scale.core import DataError, read_text_file
 
     if path is None:
         return None
     if not path.is_file():
         raise DataError(f"class list not found: {path}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in read_text_file(path, "class list").splitlines()]
     classes = tuple(ln for ln in lines if ln and not ln.startswith("#"))
     if not classes:
         raise DataError(f"class list {path} is empty")

@@ -17,12 +17,15 @@ def leaderboard(
     Results written with different schema versions are refused.
     """
     from zsl_scale.core import output_lock
-    from zsl_scale.report import build_leaderboard
+    from zsl_scale.report import build_leaderboard, skipped_json_note
 
     with output_lock(out):
         written = build_leaderboard(results, out)
     for path in written.values():
         typer.echo(str(path))
+    note = skipped_json_note(results)
+    if note:
+        typer.echo(note, err=True)
 
 
 def register(app: typer.Typer) -> None:

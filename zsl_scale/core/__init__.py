@@ -21,6 +21,7 @@ _EXPORTS = {
     "ShardStore": "shards",
     "TrainConfig": "config",
     "ZslError": "errors",
+    "worker_user_error": "errors",
     "atomic_path": "io",
     "atomic_write_json": "io",
     "atomic_write_parquet": "io",
@@ -40,6 +41,7 @@ _EXPORTS = {
     "lazy_exports": "exports",
     "load_torch_file": "safeload",
     "output_lock": "runlock",
+    "no_new_folders_on_error": "runlock",
     "load_config": "config",
     "load_settings": "config",
     "read_manifest": "shards",
@@ -47,6 +49,7 @@ _EXPORTS = {
     "route_ray_logs": "raysession",
     "sha256_bytes": "io",
     "sha256_file": "io",
+    "read_text_file": "io",
     "sha256_json": "io",
     "shard_paths": "shards",
     "shared_data_dir": "paths",
@@ -92,9 +95,11 @@ __all__ = [
     "load_config",
     "load_settings",
     "load_torch_file",
+    "no_new_folders_on_error",
     "output_lock",
     "parquet_options",
     "read_manifest",
+    "read_text_file",
     "resolve_device",
     "route_ray_logs",
     "sha256_bytes",
@@ -106,6 +111,7 @@ __all__ = [
     "validation_message",
     "vector_array",
     "vectors",
+    "worker_user_error",
     "write_shard_file",
     "yaml_error_line",
 ]
@@ -125,7 +131,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         yaml_error_line,
     )
     from zsl_scale.core.device import resolve_device, torch_threads
-    from zsl_scale.core.errors import ConfigError, DataError, ZslError
+    from zsl_scale.core.errors import ConfigError, DataError, ZslError, worker_user_error
     from zsl_scale.core.exports import lazy_exports
     from zsl_scale.core.io import (
         atomic_path,
@@ -133,6 +139,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         atomic_write_parquet,
         atomic_write_text,
         dumps_json,
+        read_text_file,
         sha256_bytes,
         sha256_file,
         sha256_json,
@@ -147,7 +154,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         init_ray,
         route_ray_logs,
     )
-    from zsl_scale.core.runlock import check_output_dir, claim_config, output_lock
+    from zsl_scale.core.runlock import check_output_dir, claim_config, no_new_folders_on_error, output_lock
     from zsl_scale.core.safeload import load_torch_file
     from zsl_scale.core.shards import (
         ShardRecord,

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zsl_scale.core.errors import ConfigError
+from zsl_scale.core.io import read_text_file
 
 Variant = Literal["cada", "ca", "da", "vae"]
 Reparam = Literal["consistent", "authors"]
@@ -212,7 +213,7 @@ def load_settings(cls: type[SettingsT], path: str | Path | None = None, override
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(read_text_file(p, "config file")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: invalid YAML: {yaml_error_line(exc)}") from None
         if not isinstance(loaded, dict):

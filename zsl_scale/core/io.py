@@ -79,6 +79,20 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def read_text_file(path: str | os.PathLike[str], what: str = "file") -> str:
+    """A user's text file (YAML, lists, tables) as UTF-8; a binary or unreadable file is one ``DataError`` line
+    naming it, not a ``UnicodeDecodeError`` traceback."""
+    from zsl_scale.core.errors import DataError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); is it the right "
+                        "file?") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of a byte string."""
     return hashlib.sha256(data).hexdigest()

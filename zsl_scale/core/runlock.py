@@ -74,6 +74,35 @@ def _try_create(lock: Path, info: dict[str, Any]) -> bool:
     return True
 
 
+def _new_folders(path: Path) -> list[Path]:
+    """The folders that creating ``path`` would make, deepest first (empty when it exists)."""
+    made: list[Path] = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    for folder in made:  # deepest first; a non-empty one (the run wrote something) stops it
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+@contextlib.contextmanager
+def no_new_folders_on_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A block that fails removes the (still empty) folders it created for ``path`` and its parents."""
+    made = _new_folders(Path(path))
+    try:
+        yield
+    except BaseException:
+        _remove_empty(made)
+        raise
+
+
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike[str], what: str = "--out", command: str | None = None) -> Iterator[Path]:
     """Hold the exclusive lock of output folder ``path`` (checked and created first) for the block.
@@ -81,7 +110,7 @@ def output_lock(path: str | os.PathLike[str], what: str = "--out", command: str 
     Raises :class:`DataError` naming the holder when another live process holds it. Re-entrant within a
     process (a job's stage inside the job's locked folder). The lock file is removed on exit, also on error.
     """
-    created = not Path(path).exists()
+    created = _new_folders(Path(path))
     folder = check_output_dir(path, what).resolve()
     if folder in _HELD:
         _HELD[folder] += 1
@@ -114,9 +143,8 @@ def output_lock(path: str | os.PathLike[str], what: str = "--out", command: str 
         if _holder(lock).get("pid") == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
-        if created:  # a run that failed before writing anything leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_empty(created)  # a run that failed before writing anything leaves no empty folder behind,
+        # nor the parent folders it created for it
 
 
 def claim_config(folder: str | os.PathLike[str], name: str, text: str, what: str = "--out") -> None:

@@ -238,26 +238,31 @@ def save_bundle(bench: Benchmark, directory: str | Path, feature_dtype: str = "f
     return d
 
 
-def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
-    """Read a bundle written by :func:`save_bundle` (``verify`` re-checks the files' sha256)."""
-    import json
+BUNDLE_FILES = ("features.parquet", "classes.parquet", "splits.parquet")
 
+
+def load_bundle(directory: str | Path) -> Benchmark:
+    """Read a bundle written by :func:`save_bundle`, verified against its ``benchmark.json``.
+
+    Every file is hashed in full on every open (no size/mtime fast path: a same-size edit changes the
+    hash; the bundled Flowers-102 hashes in ~0.05 s) and must match its recorded sha256; the class,
+    image and split counts recorded there must match the files. A mismatch is one :class:`DataError`
+    line naming the file and both values, so an edited bundle never yields numbers under its old name.
+    """
     d = Path(directory)
     meta_path = d / "benchmark.json"
     if not meta_path.is_file():
         raise DataError(f"{d} is not a benchmark bundle (no benchmark.json)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"bundle {d}: cannot read benchmark.json: {exc}") from None
+    meta = _read_meta(d, meta_path)
+    recorded = meta["sha256"]
     files = {"benchmark.json": sha256_file(meta_path)}  # provenance hashes the bytes, not recorded digests
-    for fname in sorted({*meta.get("sha256", {}), "features.parquet", "classes.parquet", "splits.parquet"}):
+    for fname in sorted({*recorded, *BUNDLE_FILES}):
         if not (d / fname).is_file():
             raise DataError(f"bundle {d} is missing {fname}")
         files[fname] = sha256_file(d / fname)
-        digest = meta.get("sha256", {}).get(fname)
-        if verify and files[fname] != digest:
-            raise DataError(f"bundle {d}: {fname} does not match its recorded sha256")
+        if files[fname] != recorded.get(fname):
+            raise DataError(f"bundle {d}: {fname} has sha256 {files[fname]} but benchmark.json records "
+                            f"{recorded.get(fname) or 'none'} (the file was changed after the bundle was written)")
     ft, ct, st = (_read_parquet(d, f) for f in ("features.parquet", "classes.parquet", "splits.parquet"))
     try:
         feature_col = ft.column("feature").combine_chunks()
@@ -271,6 +276,8 @@ def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
         raise DataError(f"bundle {d}: a file lacks a column or has the wrong type ({exc})") from None
     split_col = np.asarray(st.column("split").to_pylist())
     rows = st.column("row").to_numpy().astype(np.int64)
+    _check_counts(d, meta, {"n_classes": ("classes.parquet", ct.num_rows),
+                            "n_images": ("features.parquet", ft.num_rows)})
     bench = Benchmark(
         name=meta["name"],
         features=feats,
@@ -283,6 +290,26 @@ def load_bundle(directory: str | Path, verify: bool = False) -> Benchmark:
               "files_sha256": files},
     )
     return bench.validate()
+
+
+def _read_meta(d: Path, meta_path: Path) -> dict[str, Any]:
+    """``benchmark.json`` as a mapping with a ``name`` and a ``sha256`` table (one line otherwise)."""
+    import json
+
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"bundle {d}: cannot read benchmark.json: {' '.join(str(exc).split())}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), dict) or not isinstance(meta.get("name"), str):
+        raise DataError(f"bundle {d}: benchmark.json is not a bundle record (needs 'name' and a 'sha256' table)")
+    return meta
+
+
+def _check_counts(d: Path, meta: dict[str, Any], actual: dict[str, tuple[str, int]]) -> None:
+    """The counts ``benchmark.json`` records (classes, images) against the files' row counts."""
+    for key, (fname, n) in actual.items():
+        if key in meta and meta[key] != n:
+            raise DataError(f"bundle {d}: {fname} has {n} rows but benchmark.json records {key} = {meta[key]}")
 
 
 def _read_parquet(d: Path, fname: str) -> pa.Table:

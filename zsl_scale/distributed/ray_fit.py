@@ -83,19 +83,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
 
 
 def _user_error(exc: BaseException) -> BaseException:
-    """The ZslError inside a Ray failure, if any (else the failure itself)."""
-    from zsl_scale.core import ZslError
+    """The ZslError inside a Ray failure, with the worker's own message, if any (else the failure itself)."""
+    from zsl_scale.core import worker_user_error
 
-    seen: list[BaseException] = []
-    stack = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or e in seen:
-            continue
-        seen.append(e)
-        if isinstance(e, ZslError):
-            return e
-        stack.extend([e.__cause__, e.__context__, *getattr(e, "worker_failures", {}).values()])
-        for attr in ("cause", "error"):
-            stack.append(getattr(e, attr, None))
-    return exc
+    return worker_user_error(exc) or exc

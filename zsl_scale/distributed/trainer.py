@@ -27,7 +27,10 @@ group set up by the caller).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from zsl_scale.core import ConfigError, DataError, torch_threads
+from zsl_scale.core import ConfigError, DataError, ZslError, torch_threads
 from zsl_scale.distributed.config import DistJobConfig
 from zsl_scale.distributed.exact import exact_step, local_stream_slices, ordered_sum
 from zsl_scale.distributed.state import Context, LocalContext, finish_run, preflight_run_dir, rng_states
@@ -265,7 +268,8 @@ def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -
     return summary
 
 
-def _spawned(rank: int, world: int, port: int, job: VaeJob, driver: dict[str, Any] | None = None) -> None:
+def _spawned(rank: int, world: int, port: int, job: VaeJob, driver: dict[str, Any] | None = None,
+             errors: str | None = None) -> None:
     from zsl_scale.distributed.lifeline import bind_to_driver
 
     bind_to_driver(driver)  # a killed driver takes its workers with it
@@ -277,8 +281,25 @@ def _spawned(rank: int, world: int, port: int, job: VaeJob, driver: dict[str, An
         # Leave together: a rank that tears gloo down and exits while a peer still writes files has
         # aborted ("terminate called without an active exception") on a loaded CI machine.
         dist.barrier()
+    except ZslError as exc:  # torch.multiprocessing hands the driver only a traceback text: leave the message
+        if errors:
+            Path(errors, f"rank{rank:04d}.json").write_text(json.dumps({"type": type(exc).__name__,
+                                                                         "message": str(exc)}))
+        raise
     finally:
         dist.destroy_process_group()
+
+
+def _spawn_user_error(errors: Path) -> ZslError | None:
+    """The user error the lowest failing rank left in ``errors`` (see :func:`_spawned`), if any."""
+    from zsl_scale.core import errors as error_types
+
+    for path in sorted(errors.glob("rank*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(path.read_text())
+            cls = getattr(error_types, str(doc.get("type")), None)
+            return (cls if isinstance(cls, type) and issubclass(cls, ZslError) else ZslError)(str(doc["message"]))
+    return None
 
 
 def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
@@ -294,10 +315,15 @@ def fit_spawn(job: VaeJob, world: int) -> dict[str, Any]:
         port = sock.getsockname()[1]
     from zsl_scale.distributed.lifeline import driver_info
 
-    mp.spawn(_spawned, args=(world, port, job, driver_info()), nprocs=world, join=True)
+    with tempfile.TemporaryDirectory(prefix="zsl-spawn-errors-") as errors:
+        try:
+            mp.spawn(_spawned, args=(world, port, job, driver_info(), errors), nprocs=world, join=True)
+        except Exception as exc:  # ProcessRaisedException holds the worker's traceback as text
+            user = _spawn_user_error(Path(errors))
+            if user is None:
+                raise
+            raise user from exc
     run_dir = Path(job.cfg.scale.storage_path) / job.cfg.name
-    import json
-
     return json.loads((run_dir / "summary.json").read_text())
 
 

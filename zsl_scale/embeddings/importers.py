@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from zsl_scale.core import DataError, sha256_file
+from zsl_scale.core import DataError, read_text_file, sha256_file
 from zsl_scale.embeddings.embed import cache_path_for, text_hash, write_part
 from zsl_scale.imagenet import lemmas
 
@@ -197,7 +197,7 @@ def read_attribute_matrix(
         matrix, ids = np.asarray(np.load(p, allow_pickle=False), dtype=np.float32), None
     else:
         ids, rows = [], []
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text_file(p, "attribute table").splitlines(), 1):
             fields = [f for f in re.split(r"[\t,; ]+", line.strip()) if f]
             if not fields:
                 continue

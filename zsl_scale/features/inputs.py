@@ -77,8 +77,22 @@ def list_images(source: str | Path, kind: InputKind = "auto") -> tuple[str, list
     return kind, refs
 
 
+COMPRESSED_TARS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst")
+
+
+def _compressed_tar(path: Path) -> bool:
+    return path.name.lower().endswith(COMPRESSED_TARS)
+
+
+def _refuse_compressed(what: str) -> DataError:
+    return DataError(f"{what}: compressed tars are not supported (images are read in place from uncompressed "
+                     "tars by offset); unpack them (tar -xf) or re-pack them uncompressed as .tar")
+
+
 def _detect(src: Path) -> InputKind:
     if src.is_file():
+        if _compressed_tar(src):
+            raise _refuse_compressed(str(src))
         return "tars" if src.suffix == ".tar" else "list"
     if not src.is_dir():
         raise DataError(f"input is neither a file nor a directory: {src}")
@@ -86,6 +100,9 @@ def _detect(src: Path) -> InputKind:
     has_dirs = any(p.is_dir() and not p.name.startswith(".") for p in src.iterdir())
     if has_tars and has_dirs:
         raise DataError(f"{src} holds both class folders and .tar files; pass --input-kind tree or tars")
+    packed = [p for p in src.iterdir() if p.is_file() and _compressed_tar(p)]
+    if packed and not has_tars and not has_dirs:
+        raise _refuse_compressed(f"{src} holds {len(packed)} compressed tar(s) (e.g. {packed[0].name})")
     return "tars" if has_tars else "tree"
 
 
@@ -121,7 +138,12 @@ def _list_file(list_path: Path) -> list[ImageRef]:
     base = list_path.parent
     refs = []
     tar_index: dict[Path, dict[str, tuple[int, int]]] = {}
-    for lineno, raw in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{list_path} is not a text image list (path<TAB>wnid per line); a tar must end in "
+                        ".tar") from None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from zsl_scale.core import PACKAGE_DATA, DataError, sha256_file
+from zsl_scale.core import PACKAGE_DATA, DataError, read_text_file, sha256_file
 
 IMAGENET_DATA = PACKAGE_DATA / "imagenet"
 CLASS_LIST_FILES: dict[str, str] = {"21k": "imagenet21k_wnids.txt", "1k": "imagenet1k_wnids.txt"}
@@ -78,7 +78,7 @@ def read_wnid_list(path: str | Path) -> list[str]:
     if not p.is_file():
         raise DataError(f"wnid list not found: {p}")
     out: list[str] = []
-    for lineno, raw in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, raw in enumerate(read_text_file(p, "wnid list").splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -91,7 +91,7 @@ def read_wnid_list(path: str | Path) -> list[str]:
 
 def _read_tsv(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text_file(path, "class list").splitlines():
         if line:
             key, _, value = line.partition("\t")
             out[key] = value.strip()

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from zsl_scale.core import DataError
+from zsl_scale.core import DataError, read_text_file
 
 WNID_RE = re.compile(r"^n\d{8}$")
 _SHOW = 5
@@ -67,7 +67,7 @@ def _read_parquet(p: Path) -> list[tuple[str, str, int]]:
 def _read_text(p: Path) -> list[tuple[str, str, int]]:
     out = []
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = read_text_file(p, "count table").splitlines()
     except UnicodeDecodeError as exc:
         raise DataError(f"count table {p} is not UTF-8 text (parquet needs a .parquet suffix)") from exc
     for lineno, raw in enumerate(lines, 1):

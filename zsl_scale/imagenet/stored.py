@@ -11,7 +11,7 @@ import functools
 import os
 from typing import Any
 
-from zsl_scale.core import DataError, dumps_json, sha256_bytes, sha256_file
+from zsl_scale.core import DataError, dumps_json, read_text_file, sha256_bytes, sha256_file
 from zsl_scale.imagenet.classes import imagenet_classes
 from zsl_scale.imagenet.splits import split_dir
 
@@ -26,9 +26,12 @@ def load_manifest(name: str, root: str | os.PathLike[str] | None = None) -> dict
     if not path.is_file():
         raise DataError(f"split {name} is not built under {path.parent.parent} (run `zsl-scale splits build`)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise DataError(f"corrupt split manifest {path}: {exc}") from exc
+        raise DataError(f"corrupt split manifest {path}: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files", {}), dict):
+        raise DataError(f"corrupt split manifest {path}: not a split manifest (a JSON object with 'files')")
+    return doc
 
 
 def manifest_sha256(name: str, root: str | os.PathLike[str] | None = None) -> str:
@@ -55,7 +58,7 @@ def load_split(name: str, root: str | os.PathLike[str] | None = None, verify: bo
     expected = manifest.get("files", {}).get(path.name, {}).get("sha256")
     if verify and expected != sha256_file(path):
         raise DataError(f"{path} does not match its manifest.json (edited after build?); rebuild it")
-    wnids = path.read_text(encoding="utf-8").split()
+    wnids = read_text_file(path, "split list").split()
     stray = sorted(set(wnids) - _known_classes())
     if stray:  # a class outside ImageNet would be scored wherever a classifier happens to have its row
         raise DataError(f"split {name} ({path}) lists {len(stray)} wnid(s) outside ImageNet-21K and the 1K, "

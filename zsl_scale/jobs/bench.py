@@ -24,26 +24,9 @@ import numpy as np
 
 from zsl_scale.core import ConfigError, DataError, atomic_write_json, atomic_write_parquet, atomic_write_text
 from zsl_scale.jobs.registry import StageContext
+from zsl_scale.jobs.settings import is_benchmark_job, settings_of
 
 SPLIT_NAMES = ("train", "val", "trainval", "test_seen", "test_unseen")
-
-
-def is_benchmark_job(ctx: StageContext) -> bool:
-    """True when the job's splits stage was a small-benchmark one (``benchmark`` in its config)."""
-    try:
-        rec = ctx.upstream_of_kind("splits")
-    except ConfigError:
-        return False
-    return "benchmark" in rec.get("config", {})
-
-
-def stage_keys(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
-    """The stage's config, refusing a key outside ``allowed`` (a typo would otherwise be silently ignored)."""
-    unknown = sorted(set(ctx.config) - allowed)
-    if unknown:
-        raise ConfigError(f"stage {ctx.spec.name!r}: unknown config key {unknown[0]!r}; "
-                          f"known: {', '.join(sorted(allowed))}")
-    return ctx.config
 
 
 def _locs(att_path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -76,16 +59,15 @@ def subset_images(images: list, splits: dict[str, np.ndarray], subset: dict[str,
 def run_bench_splits(ctx: StageContext) -> list[Path]:
     """The benchmark's images (xlsa17 row order) and split, optionally a seeded subset (``subset``)."""
     from zsl_scale.features import write_image_list, xlsa17_images
-
-    cfg = stage_keys(ctx, {"benchmark", "name", "tar", "member_dir", "att_splits", "class_prefix", "subset"})
-    root = ctx.path(cfg["benchmark"])
-    tar = root / cfg.get("tar", "jpg64.tar")
-    prefix = str(cfg.get("class_prefix", "class"))
-    images = xlsa17_images(root, tar.name, cfg.get("member_dir", "jpg64"))
-    splits, att = _locs(root / cfg.get("att_splits", "att_splits.mat"))
+    cfg = settings_of(ctx)
+    root = ctx.path(cfg.benchmark)
+    tar = root / cfg.tar
+    prefix = cfg.class_prefix
+    images = xlsa17_images(root, tar.name, cfg.member_dir)
+    splits, att = _locs(root / cfg.att_splits)
     if max(int(v.max()) for v in splits.values()) >= len(images):
         raise DataError(f"{root}: split rows exceed the {len(images)} listed images")
-    kept = subset_images(images, splits, cfg["subset"]) if cfg.get("subset") else images
+    kept = subset_images(images, splits, cfg.subset.model_dump()) if cfg.subset else images
     kept_rows = {im.row for im in kept}
     write_image_list(ctx.out_dir / "images.tsv", tar, kept, prefix)
     import pyarrow as pa
@@ -98,10 +80,10 @@ def run_bench_splits(ctx: StageContext) -> list[Path]:
     atomic_write_json(ctx.out_dir / "splits.json", split_ids)
     wnid_of = {im.image_id(prefix): im.wnid(prefix) for im in kept}
     cls = {s: sorted({wnid_of[i] for i in ids}) for s, ids in split_ids.items()}
-    doc = {"benchmark": str(cfg.get("name", root.name)), "prefix": prefix, "n_classes": int(att.shape[0]),
+    doc = {"benchmark": cfg.name or root.name, "prefix": prefix, "n_classes": int(att.shape[0]),
            "seen": cls["trainval"], "train": cls["trainval"], "heldout": [], "unseen": cls["test_unseen"],
-           "split_classes": cls, "splits": {}, "att_splits": str(root / cfg.get("att_splits", "att_splits.mat")),
-           "images": len(kept), "subset": cfg.get("subset")}
+           "split_classes": cls, "splits": {}, "att_splits": str(root / cfg.att_splits),
+           "images": len(kept), "subset": ctx.config.get("subset")}
     atomic_write_json(ctx.out_dir / "classes.json", doc)
     return [ctx.out_dir / n for n in ("images.tsv", "rows.parquet", "splits.json", "classes.json")]
 
@@ -121,10 +103,9 @@ def run_bench_embeddings(ctx: StageContext) -> list[Path]:
     import pyarrow as pa
 
     from zsl_scale.core import vector_array
-
-    stage_keys(ctx, {"att"})
+    cfg = settings_of(ctx)
     classes = bench_classes(ctx)
-    path = ctx.path(ctx.config["att"]) if "att" in ctx.config else Path(classes["att_splits"])
+    path = ctx.path(cfg.att) if cfg.att else Path(classes["att_splits"])
     _, att = _locs(path)
     wnids = [f"{classes['prefix']}_{c + 1:03d}" for c in range(att.shape[0])]
     atomic_write_parquet(ctx.out_dir / "embeddings.parquet",
@@ -184,19 +165,17 @@ def run_validation(ctx: StageContext) -> list[Path]:
     from zsl_scale.core import PACKAGE_DATA, load_config, resolve_device
     from zsl_scale.protocol import validate
 
-    cfg = stage_keys(ctx, {"config", "set", "seed", "device", "features"})
+    cfg = settings_of(ctx)
     if not is_benchmark_job(ctx):
         raise ConfigError(f"stage {ctx.spec.name!r}: a validation stage needs a benchmark splits stage "
                           "(splits config with 'benchmark')")
-    base = str(cfg.get("config", "paper"))  # a packaged config name (paper, demo) or a path
-    packaged = PACKAGE_DATA / "configs" / f"{base}.yaml"
-    run_cfg = load_config(packaged if packaged.is_file() else ctx.path(base), [str(s) for s in cfg.get("set", [])],
-                          seed=int(cfg.get("seed", 0)))
+    packaged = PACKAGE_DATA / "configs" / f"{cfg.config}.yaml"  # a packaged config name (paper, demo) or a path
+    run_cfg = load_config(packaged if packaged.is_file() else ctx.path(cfg.config), list(cfg.set), seed=cfg.seed)
     if run_cfg.classifier.epochs is not None:
         raise ConfigError(f"stage {ctx.spec.name!r}: classifier.epochs is fixed in its config; a validation "
                           "stage chooses it (remove the setting)")
-    bench = load_job_benchmark(ctx, cfg.get("features", "features"))
-    device = resolve_device(cfg.get("device", "auto"))
+    bench = load_job_benchmark(ctx, cfg.features)
+    device = resolve_device(cfg.device)
     chosen = validate(bench, run_cfg, [0], device, log=ctx.log)[0]
     atomic_write_json(ctx.out_dir / "run_config.json", run_cfg.model_dump(mode="json"))
     atomic_write_json(ctx.out_dir / "selection.json", chosen)

@@ -15,10 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError, load_torch_file
-from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of, stage_keys
+from zsl_scale.core import load_torch_file
+from zsl_scale.jobs.bench import bench_classes, bench_split_ids, run_config_of
 from zsl_scale.jobs.registry import StageContext
-from zsl_scale.jobs.vae_fit import check_runner, classifier_scale, fit_and_export
+from zsl_scale.jobs.settings import settings_of
+from zsl_scale.jobs.vae_fit import classifier_scale, fit_and_export
 
 
 def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
@@ -38,15 +39,14 @@ def filter_features(src: Path, out: Path, image_ids: set[str]) -> Path:
 
 def run_bench_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on ``trainval`` with the distributed trainer (``runner``: ray, spawn or local)."""
-    cfg = stage_keys(ctx, {"features", "runner", "scale"})
-    runner = check_runner(ctx, cfg.get("runner", "ray"))
+    cfg = settings_of(ctx)
     run_cfg = run_config_of(ctx)
-    src = ctx.path(f"@{cfg.get('features', 'features')}/shards")
+    src = ctx.path(f"@{cfg.features}/shards")
     feats = filter_features(src, ctx.out_dir / "train_features", set(bench_split_ids(ctx)["trainval"]))
     emb = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet"
     job = {"seed": run_cfg.seed, "model": run_cfg.model.model_dump(), "train": run_cfg.train.model_dump(),
-           "classifier": run_cfg.classifier.model_dump(), "scale": cfg.get("scale", {})}
-    return fit_and_export(ctx, job, feats, emb, runner)
+           "classifier": run_cfg.classifier.model_dump(), "scale": cfg.scale}
+    return fit_and_export(ctx, job, feats, emb, cfg.runner)
 
 
 def run_bench_latents(ctx: StageContext) -> list[Path]:
@@ -59,17 +59,14 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     from zsl_scale.latents import LatentOptions, generate_latents
     from zsl_scale.method import load_model, scaler_from_extra
 
-    cfg = stage_keys(ctx, {"features", "device", "workers", "encode_batch", "mode"})
-    if "epochs" in ctx.config:
-        raise ConfigError("a benchmark job takes its classifier epochs from the validation stage")
+    cfg = settings_of(ctx)  # an ``epochs`` key is refused: the validation stage chooses the epochs
     run_cfg = run_config_of(ctx)
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
     vae_path = Path(ctx.upstream_of_kind("train")["out_dir"]) / "vae.pt"
     classes = bench_classes(ctx)
-    seed, dev = run_cfg.seed, resolve_device(cfg.get("device", "auto"))
-    src = ctx.path(f"@{cfg.get('features', 'features')}/shards")
-    opts = LatentOptions(seed=seed, device=cfg.get("device", "auto"), workers=cfg.get("workers"),
-                         encode_batch=int(cfg.get("encode_batch", 4096)))
+    seed, dev = run_cfg.seed, resolve_device(cfg.device)
+    src = ctx.path(f"@{cfg.features}/shards")
+    opts = LatentOptions(seed=seed, device=cfg.device, workers=cfg.workers, encode_batch=cfg.encode_batch)
     # μ of every image (one cheap encoder pass); the score stage keeps the test_seen / test_unseen rows
     generate_latents(vae_path, ctx.out_dir / "test", opts, features=src)
     vae, _ = load_model(vae_path, dev)
@@ -77,7 +74,7 @@ def run_bench_latents(ctx: StageContext) -> list[Path]:
     scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
     emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
     train_src = open_features(saved["train_features"])
-    mode = cfg.get("mode", "fixed")
+    mode = cfg.mode
     outputs = [ctx.out_dir / "test" / "manifest.json"]
     for name, seen, epochs in (("classifier.pt", classes["seen"], sel["gzsl_epochs"]),
                                ("classifier_zsl.pt", [], sel["zsl_epochs"])):
@@ -123,12 +120,12 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     from zsl_scale.results import Metrics, ResultRecord, write_result
     from zsl_scale.scoring import gzsl_metrics
 
-    cfg = stage_keys(ctx, {"method", "device", "notes"})
+    cfg = settings_of(ctx)
     run_cfg, classes = run_config_of(ctx), bench_classes(ctx)
     lat = Path(ctx.upstream_of_kind("latents")["out_dir"])
     sel = json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())
     files = sorted((lat / "test").glob("*.parquet"))
-    device = str(resolve_device(cfg.get("device", "auto")))  # "auto" → the device that runs (provenance names it)
+    device = str(resolve_device(cfg.device))  # "auto" → the device that runs (provenance names it)
     ids = bench_split_ids(ctx)
     test_ids = set(ids["test_seen"]) | set(ids["test_unseen"])
     table, acc = _score(lat / "classifier.pt", files, test_ids, device)
@@ -138,12 +135,12 @@ def run_bench_score(ctx: StageContext) -> list[Path]:
     config = run_cfg.model_dump(mode="json")
     chain = {name: {"kind": rec["kind"], "hash": rec["hash"]} for name, rec in ctx.upstream.items()}
     record = ResultRecord(
-        dataset=classes["benchmark"], split="xlsa17", method=str(cfg.get("method", "CADA-VAE")), seed=run_cfg.seed,
+        dataset=classes["benchmark"], split="xlsa17", method=cfg.method, seed=run_cfg.seed,
         setting="gzsl", selection="validation", selection_source=f"validation stage of job {ctx.job.name}",
         metrics=Metrics(S=gz["S"], U=gz["U"], H=gz["H"], zsl=zsl, per_class=gz["per_class"]),
         config=config, config_sha256=sha256_json(config), manifests={"job": sha256_json(chain)},
         seeds={"vae": run_cfg.seed, "sampling": run_cfg.seed + 1, "classifier": run_cfg.seed + 2},
         provenance=capture(str(device), full=False),
         extra={"engine": "scale", "job": ctx.job.name, "selection": {k: sel[k] for k in ("gzsl_epochs", "zsl_epochs")},
-               "images": classes["images"], "subset": classes.get("subset"), "notes": cfg.get("notes", "")})
+               "images": classes["images"], "subset": classes.get("subset"), "notes": cfg.notes})
     return [write_result(record, ctx.out_dir / "results")]

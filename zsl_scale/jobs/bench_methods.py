@@ -21,27 +21,27 @@ from typing import Any
 import numpy as np
 
 from zsl_scale.core import ConfigError
-from zsl_scale.jobs.bench import bench_classes, load_job_benchmark, run_config_of, stage_keys
+from zsl_scale.jobs.bench import bench_classes, load_job_benchmark, run_config_of
 from zsl_scale.jobs.registry import StageContext
+from zsl_scale.jobs.settings import settings_of
 
 DEFAULT_METHODS = ("eszsl", "devise", "sje", "ale", "conse")
 
 
-def method_list(ctx: StageContext) -> list[str]:
+def method_names(stage: str, names: list[str] | str) -> list[str]:
     """The stage's ``methods``: a list of registry names (default: the fast baselines). Grids are the
     registry's — a benchmark job has a validation split, so nothing is fixed in advance."""
     from zsl_scale.methods import get_method
 
-    names = ctx.config.get("methods", list(DEFAULT_METHODS))
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not isinstance(names, list) or not names:
-        raise ConfigError(f"stage {ctx.spec.name!r}: 'methods' must be a list of method names, e.g. [eszsl, sje] "
+        raise ConfigError(f"stage {stage!r}: 'methods' must be a list of method names, e.g. [eszsl, sje] "
                           "(hyper-parameters are chosen on the benchmark's validation split)")
     specs = [get_method(str(n)) for n in names]
     for spec in specs:
         if spec.make is None:
-            raise ConfigError(f"stage {ctx.spec.name!r}: {spec.display} runs through the train / latents / score "
+            raise ConfigError(f"stage {stage!r}: {spec.display} runs through the train / latents / score "
                               "stages, not the methods stage")
     return [s.name for s in specs]
 
@@ -50,11 +50,11 @@ def run_bench_methods(ctx: StageContext) -> list[Path]:
     """Validate, retrain on ``trainval`` and score every listed method; one results JSON each (GZSL + ZSL)."""
     from zsl_scale.core import resolve_device
 
-    cfg = stage_keys(ctx, {"methods", "features", "device", "notes"})
-    names = method_list(ctx)
+    cfg = settings_of(ctx)
+    names = method_names(ctx.spec.name, cfg.methods)
     run_cfg = run_config_of(ctx)
-    bench = load_job_benchmark(ctx, cfg.get("features", "features"))
-    device = resolve_device(cfg.get("device", "auto"))
+    bench = load_job_benchmark(ctx, cfg.features)
+    device = resolve_device(cfg.device)
     written: list[Path] = []
     for name in names:
         finished = ctx.finished_part(name)
@@ -78,7 +78,7 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
     spec = get_method(name)
     log = ctx.log
     t0, c0 = time.perf_counter(), time.process_time()
-    where = ctx.config.get("device", "auto")
+    where = settings_of(ctx).device
     with torch_threads(spec.threads):
         fit = fit_selected(spec, bench, run_cfg, 0, device, log, state_dir=ctx.out_dir / "state" / spec.name)
         gz = _chunked(fit.gzsl, fit.data, bench, np.union1d(fit.data.seen, fit.data.unseen), where)
@@ -99,7 +99,7 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
         extra={"engine": "scale", "job": ctx.job.name, "method": spec.name, "kind": spec.kind,
                "reference": spec.reference, "selection": sel, "seconds": round(seconds, 1),
                "cpu_seconds": round(cpu, 1), "images": classes["images"], "subset": classes.get("subset"),
-               "notes": ctx.config.get("notes", "")})
+               "notes": settings_of(ctx).notes})
     log(f"[{spec.display}] S {gz['S']:.1f}  U {gz['U']:.1f}  H {gz['H']:.1f}  ZSL {zsl:.1f}  ({seconds:.1f} s)")
     return write_result(record, ctx.out_dir / "results")
 

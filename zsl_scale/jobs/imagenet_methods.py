@@ -31,25 +31,19 @@ import numpy as np
 
 from zsl_scale.core import ConfigError, DataError
 from zsl_scale.jobs.registry import StageContext
-
-ALLOWED = {"methods", "source", "features", "test_features", "dataset", "splits", "top_k", "device",
-           "batch_rows", "seed", "notes", "max_test_per_class", "allow_pretraining_overlap"}
+from zsl_scale.jobs.settings import settings_of
 
 
-def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
-    """``methods`` as name → fixed hyper-parameters, every key of the method's grid present.
+def check_methods(stage: str, methods: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``methods`` (the stage's setting) as name → fixed hyper-parameters, every key of the method's grid present.
 
     Raises:
-        ConfigError: an unknown key or method, ``cada`` (it has its own stages), a missing or unknown
+        ConfigError: an unknown method, ``cada`` (it has its own stages), a missing, unknown or out-of-range
             hyper-parameter, or a list value (a grid: there is no validation split to search it on).
     """
-    from zsl_scale.methods import get_method
+    from zsl_scale.methods import get_method, hyper_value
 
-    where = f"stage {ctx.spec.name!r}"
-    unknown = sorted(set(ctx.config) - ALLOWED)
-    if unknown:
-        raise ConfigError(f"{where}: unknown config key {unknown[0]!r}; known: {', '.join(sorted(ALLOWED))}")
-    methods = ctx.config.get("methods")
+    where = f"stage {stage!r}"
     if not isinstance(methods, dict) or not methods:
         raise ConfigError(f"{where} needs 'methods': a mapping of method name → fixed hyper-parameters, "
                           "e.g. {eszsl: {gamma: 100, lam: 0.001}}")
@@ -69,6 +63,8 @@ def check_config(ctx: StageContext) -> dict[str, dict[str, Any]]:
         if lists:
             raise ConfigError(f"{where}: method {spec.name}: {lists[0]!r} must be one value, not a grid "
                               "(no validation split to choose on; fix it in advance)")
+        for key, value in hyper.items():
+            hyper_value(f"{where}: method {spec.name}", key, value)  # type and range, one line
         out[spec.name] = hyper
     return out
 
@@ -112,28 +108,28 @@ def run_methods(ctx: StageContext) -> list[Path]:
     from zsl_scale.methods import TrainData, get_method
     from zsl_scale.scoring import ScoreSettings, feature_manifest_hashes, read_classes_json, read_groups
 
-    methods = check_config(ctx)
-    cfg = ctx.config
+    cfg = settings_of(ctx)
+    methods = check_methods(ctx.spec.name, cfg.methods)
     splits_dir = Path(ctx.upstream_of_kind("splits")["out_dir"])
     classes = read_classes_json(splits_dir)
     emb_dir = Path(ctx.upstream_of_kind("embeddings")["out_dir"])
     train = sorted(classes["train"])
     label_space = sorted(set(classes["seen"]).union(*map(set, classes["splits"].values())))
     unseen = sorted(set(label_space) - set(train))
-    batch_rows, seed = int(cfg.get("batch_rows", 65536)), int(cfg.get("seed", 0))
-    device = resolve_device(cfg.get("device", "auto"))
-    x, y = load_training(ctx.path(f"@{cfg.get('features', 'features')}/shards"), train, label_space, batch_rows)
+    batch_rows, seed = cfg.batch_rows, cfg.seed
+    device = resolve_device(cfg.device)
+    x, y = load_training(ctx.path(f"@{cfg.features}/shards"), train, label_space, batch_rows)
     scaler = FeatureScaler.fit(x)
     pos = {w: i for i, w in enumerate(label_space)}
     data = TrainData(torch.from_numpy(scaler.transform(x)).to(device), torch.from_numpy(y).to(device),
                      torch.from_numpy(class_embeddings(emb_dir / "embeddings.parquet", label_space)).to(device),
                      unseen=np.array([pos[w] for w in unseen], np.int64))
-    test_dir = ctx.path(cfg.get("test_features", "@features") + "/shards")
-    base = {"dataset": cfg.get("dataset", ctx.job.name), "top_k": cfg.get("top_k", [1, 5]), "seed": seed,
-            "batch_rows": batch_rows, "device": cfg.get("device", "auto"), "notes": cfg.get("notes", "")}
+    test_dir = ctx.path(cfg.test_features + "/shards")
+    base = {"dataset": cfg.dataset or ctx.job.name, "top_k": cfg.top_k, "seed": seed,
+            "batch_rows": batch_rows, "device": cfg.device, "notes": cfg.notes}
     for key in ("splits", "max_test_per_class", "allow_pretraining_overlap"):  # the score stage's own keys
-        if cfg.get(key):
-            base[key] = cfg[key]
+        if getattr(cfg, key):
+            base[key] = getattr(cfg, key)
     common = _common_inputs(ctx, classes, splits_dir, test_dir, read_groups(emb_dir / "groups.tsv"),
                             feature_manifest_hashes(list(ctx.upstream.values())))
     written: list[Path] = []
@@ -181,7 +177,7 @@ def _run_one(ctx: StageContext, spec: Any, hyper: dict[str, Any], data: Any, sca
             return queries(fitted, scaler.transform_torch(torch.from_numpy(feats).to(data.device), stats))
 
         train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-        source = ctx.config.get("source") or "no validation split at this size"
+        source = settings_of(ctx).source or "no validation split at this size"
         inputs = ScoreInputs(
             classifier=table, classifier_epochs=hyper.get("epochs"), query_map=query_map,
             selection_source=f"hyper-parameters fixed in the job config ({_fmt(hyper)}): {source}",

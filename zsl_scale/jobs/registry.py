@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zsl_scale.core import ConfigError, atomic_write_json, yaml_error_line
+from zsl_scale.core import ConfigError, atomic_write_json, read_text_file, yaml_error_line
 
 # ``methods`` (the baselines, :mod:`zsl_scale.jobs.imagenet_methods`) sits after ``score``: stage hashes chain every
 # earlier stage, so there a change of a baseline's hyper-parameters re-runs only it and the leaderboard, never the
@@ -141,11 +141,17 @@ def stage_runner(kind: str) -> StageRunner:
     return known[kind]
 
 
+def is_builtin(kind: str) -> bool:
+    """Whether ``kind`` runs the built-in runner (whose settings model :mod:`zsl_scale.jobs.settings` has),
+    not a plug-in that registered the kind itself and reads its own config."""
+    return kind in _BUILTIN and kind not in _REGISTRY
+
+
 def load_job(path: str | Path) -> JobSpec:
     """Read and validate a job file; order of stage kinds must follow the pipeline."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text_file(path, "job file"))
     except OSError as exc:
         raise ConfigError(f"cannot read job file {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

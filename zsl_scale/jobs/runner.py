@@ -33,9 +33,9 @@ from zsl_scale.jobs.registry import (
     JobSpec,
     StageContext,
     StageSpec,
-    check_order,
     stage_runner,
 )
+from zsl_scale.jobs.validate import validate_job
 
 
 def stage_hash(spec: StageSpec, upstream_hashes: list[str]) -> str:
@@ -60,7 +60,11 @@ class JobOutcome:
 
 
 def workdir_of(job: JobSpec, job_dir: Path, override: str | Path | None = None) -> Path:
-    wd = Path(override) if override else Path(job.workdir.format(name=job.name)).expanduser()
+    """The work folder: ``override`` (``--workdir``: relative to the current directory, like every other
+    path option), else the job's ``workdir`` (relative to the job file's folder, as every path in a job)."""
+    if override:
+        return Path(override).expanduser().absolute()
+    wd = Path(job.workdir.format(name=job.name)).expanduser()
     return wd if wd.is_absolute() else job_dir / wd
 
 
@@ -96,12 +100,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def run_job(job: JobSpec, job_dir: Path, workdir: str | Path | None = None, force: tuple[str, ...] = (),
             dry_run: bool = False, log: Callable[[str], None] = print) -> JobOutcome:
-    """Run (or, with ``dry_run``, plan) every stage of ``job`` in order, skipping up-to-date ones."""
-    check_order(job)
+    """Run (or, with ``dry_run``, plan) every stage of ``job`` in order, skipping up-to-date ones.
+
+    The whole job is validated first (:func:`zsl_scale.jobs.validate.validate_job`: kinds, order, settings,
+    references, input paths), so a job that cannot finish fails before its first stage; ``dry_run`` runs
+    exactly that validation and then only plans.
+    """
     unknown = [f for f in force if f not in {s.name for s in job.stages}]
     if unknown:
         raise ConfigError(f"--force names no stage of job {job.name!r}: {unknown[0]!r}")
     root = workdir_of(job, job_dir, workdir)
+    validate_job(job, job_dir, root)
     if dry_run:
         return _run_stages(job, root, job_dir, force, True, log)
     with output_lock(root, "work folder"):  # one writer per work folder; checked before any stage runs
@@ -125,10 +134,7 @@ def _run_stages(job: JobSpec, root: Path, job_dir: Path, force: tuple[str, ...],
         log(f"[{spec.name}] {action}: {reason} (hash {h[:12]})")
         if action != "skip":
             rerun_downstream = rerun_downstream or action in ("rerun", "run", "resume")
-            if dry_run:
-                runner = stage_runner(spec.kind)  # still validate the kind
-                del runner
-            else:
+            if not dry_run:
                 outcome.seconds[spec.name] = _execute(job, spec, out_dir, job_dir, h, hashes, upstream, action)
         if out_dir.joinpath(RECORD).exists():
             upstream[spec.name] = _read_json(out_dir / RECORD)

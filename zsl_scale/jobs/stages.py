@@ -28,15 +28,8 @@ import numpy as np
 from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, load_torch_file
 from zsl_scale.jobs import bench, bench_eval, bench_methods, imagenet_methods
 from zsl_scale.jobs.registry import StageContext, register_stage
-from zsl_scale.jobs.vae_fit import check_runner, classifier_scale, fit_and_export
-
-
-def _cfg(ctx: StageContext, allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(ctx.config) - allowed)
-    if unknown:
-        raise ConfigError(f"stage {ctx.spec.name!r}: unknown config key {unknown[0]!r}; "
-                          f"known: {', '.join(sorted(allowed))}")
-    return ctx.config
+from zsl_scale.jobs.settings import settings_of
+from zsl_scale.jobs.vae_fit import classifier_scale, fit_and_export
 
 
 def read_classes(ctx: StageContext) -> dict[str, Any]:
@@ -53,7 +46,8 @@ def run_splits(ctx: StageContext) -> list[Path]:
 
     if "benchmark" in ctx.config:  # a small benchmark's own split (jobs.bench)
         return bench.run_bench_splits(ctx)
-    cfg = _cfg(ctx, {"splits", "seen", "holdout", "counts", "wordnet", "xian_source", "universe", "split_images"})
+    typed = settings_of(ctx)  # keys, types and bounds (jobs.settings); the mapping below keeps its raw values
+    cfg = ctx.config
     # ours (2H, M500, …) or Xian et al.'s (xian2018/M500, …), each optionally restricted (NAME@U, or `universe`)
     root = ctx.out_dir / "splits"
     counts, xian = cfg.get("counts"), cfg.get("xian_source")
@@ -72,10 +66,9 @@ def run_splits(ctx: StageContext) -> list[Path]:
         raise ConfigError(f"stage {ctx.spec.name!r}: the splits {', '.join(names)} restrict the 1K differently "
                           "(different universes); one universe per job")
     heldout: list[str] = []
-    if cfg.get("holdout"):
-        hold = cfg["holdout"]
-        rng = np.random.default_rng(int(hold.get("seed", 0)))
-        n = round(float(hold.get("fraction", 0.1)) * len(seen))
+    if typed.holdout:
+        rng = np.random.default_rng(typed.holdout.seed)
+        n = round(typed.holdout.fraction * len(seen))
         heldout = sorted(rng.choice(sorted(seen), size=n, replace=False).tolist())
     held = set(heldout)
     doc = {"seen": sorted(seen), "train": sorted(w for w in seen if w not in held), "heldout": heldout,
@@ -94,16 +87,11 @@ def _split_name(folder: Path) -> str:
 @register_stage("features", builtin=True)
 def run_features(ctx: StageContext) -> list[Path]:
     """Extract backbone features of ``source`` (image tree, tar or list) into ``shards/``."""
-    from dataclasses import fields
-
     from zsl_scale.features import ExtractOptions, extract_features
 
-    allowed = {f.name for f in fields(ExtractOptions)} - {"overwrite"}
-    cfg = _cfg(ctx, allowed | {"source"})
-    if "source" not in cfg:
-        raise ConfigError(f"stage {ctx.spec.name!r} needs 'source' (a folder, tar or list of images)")
-    opts = ExtractOptions(**{k: v for k, v in cfg.items() if k != "source"})
-    extract_features(ctx.path(cfg["source"]), ctx.out_dir / "shards", opts)
+    cfg = settings_of(ctx)  # source + ExtractOptions' fields, with its defaults
+    opts = ExtractOptions(**cfg.model_dump(exclude={"source"}))
+    extract_features(ctx.path(cfg.source), ctx.out_dir / "shards", opts)
     return [ctx.out_dir / "shards" / "manifest.json"]
 
 
@@ -118,17 +106,16 @@ def run_embeddings(ctx: StageContext) -> list[Path]:
 
     if bench.is_benchmark_job(ctx):  # the benchmark's own class embeddings (att)
         return bench.run_bench_embeddings(ctx)
-    cfg = _cfg(ctx, {"model", "model_id", "batch_size", "device", "cache", "wordnet"})
+    cfg = settings_of(ctx)
     classes = read_classes(ctx)
     wnids = sorted(set(classes["seen"]).union(*map(set, classes["splits"].values())))
-    model = resolve_text_model(cfg.get("model", "default"), cfg.get("model_id"))
-    cache = ctx.path(cfg["cache"]) if cfg.get("cache") else None
-    embed_classes(wnids, model, batch_size=int(cfg.get("batch_size", 64)), device=cfg.get("device", "auto"),
-                  cache_root=cache, progress=False)
+    model = resolve_text_model(cfg.model, cfg.model_id)
+    cache = ctx.path(cfg.cache) if cfg.cache else None
+    embed_classes(wnids, model, batch_size=cfg.batch_size, device=cfg.device, cache_root=cache, progress=False)
     vectors = load_class_embeddings(wnids, model.model_id, cache)
     table = pa.table({"wnid": pa.array(wnids, pa.string()), "embedding": vector_array(vectors)})
     atomic_write_parquet(ctx.out_dir / "embeddings.parquet", table)
-    hier = load_hierarchy(cfg.get("wordnet"))
+    hier = load_hierarchy(cfg.wordnet)
     atomic_write_text(ctx.out_dir / "groups.tsv", "".join(f"{w}\t{hier.group_of(w)}\n" for w in wnids))
     return [ctx.out_dir / "embeddings.parquet", ctx.out_dir / "groups.tsv"]
 
@@ -169,12 +156,11 @@ def run_train(ctx: StageContext) -> list[Path]:
     """Train the CADA-VAE on the train classes' features (``runner``: local, spawn or ray)."""
     if bench.is_benchmark_job(ctx):
         return bench_eval.run_bench_train(ctx)
-    cfg = _cfg(ctx, {"features", "runner", "job"})
-    runner = check_runner(ctx, cfg.get("runner", "local"))
+    cfg = settings_of(ctx)
     classes = read_classes(ctx)
-    feats = _train_features(ctx, cfg.get("features", "features"), set(classes["train"]))
+    feats = _train_features(ctx, cfg.features, set(classes["train"]))
     emb = Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet"
-    return fit_and_export(ctx, cfg.get("job", {}), feats, emb, runner)
+    return fit_and_export(ctx, cfg.job, feats, emb, cfg.runner)
 
 
 @register_stage("latents", builtin=True)
@@ -188,30 +174,25 @@ def run_latents(ctx: StageContext) -> list[Path]:
 
     if bench.is_benchmark_job(ctx):
         return bench_eval.run_bench_latents(ctx)
-    cfg = _cfg(ctx, {"test_features", "classifier", "epochs", "seed", "device", "workers", "encode_batch"})
-    if "epochs" not in cfg:
-        raise ConfigError(f"stage {ctx.spec.name!r} needs 'epochs' for the final classifier "
-                          "(chosen beforehand on a validation split, never on test)")
+    cfg = settings_of(ctx)  # ``epochs`` is required: chosen beforehand on a validation split, never on test
     train_dir = Path(ctx.upstream_of_kind("train")["out_dir"])
     vae_path = train_dir / "vae.pt"
     classes = read_classes(ctx)
-    seed, dev = int(cfg.get("seed", 0)), resolve_device(cfg.get("device", "auto"))
-    opts = LatentOptions(seed=seed, device=cfg.get("device", "auto"), workers=cfg.get("workers"),
-                         encode_batch=int(cfg.get("encode_batch", 4096)))
-    generate_latents(vae_path, ctx.out_dir / "test", opts, features=ctx.path(cfg.get("test_features", "@features")
-                                                                              + "/shards"))
+    seed, dev = cfg.seed, resolve_device(cfg.device)
+    opts = LatentOptions(seed=seed, device=cfg.device, workers=cfg.workers, encode_batch=cfg.encode_batch)
+    generate_latents(vae_path, ctx.out_dir / "test", opts, features=ctx.path(cfg.test_features + "/shards"))
     vae, _ = load_model(vae_path, dev)
     saved = load_torch_file(vae_path, "model checkpoint")["extra"]
-    ccfg = ClassifierConfig.model_validate({**saved.get("classifier", {}), **cfg.get("classifier", {})})
+    ccfg = ClassifierConfig.model_validate({**saved.get("classifier", {}), **cfg.classifier})
     train = classes["train"]
     unseen = sorted((set(classes["heldout"]).union(*map(set, classes["splits"].values()))) - set(train))
     emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
     scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
     bank = build_bank(vae, open_features(saved["train_features"]), emb, train, unseen, ccfg, scaler, seed=seed,
                       device=dev)
-    linear, history = fit_classifier(bank, ccfg, int(cfg["epochs"]), classifier_scale(ctx), ctx.out_dir, seed=seed,
+    linear, history = fit_classifier(bank, ccfg, cfg.epochs, classifier_scale(ctx), ctx.out_dir, seed=seed,
                                      device=dev)
-    save_classifier(ctx.out_dir / "classifier.pt", linear, bank.wnids, history, int(cfg["epochs"]))
+    save_classifier(ctx.out_dir / "classifier.pt", linear, bank.wnids, history, cfg.epochs)
     return [ctx.out_dir / "test" / "manifest.json", ctx.out_dir / "classifier.pt"]
 
 
@@ -225,6 +206,7 @@ def run_score(ctx: StageContext) -> list[Path]:
 
     if bench.is_benchmark_job(ctx):
         return bench_eval.run_bench_score(ctx)
+    settings_of(ctx)  # typed check (keys, types); ScoreSettings applies them
     settings = ScoreSettings.from_config(dict(ctx.config), ctx.job.name, f"stage {ctx.spec.name!r}")
     splits_rec = ctx.upstream_of_kind("splits")
     lat_dir = Path(ctx.upstream_of_kind("latents")["out_dir"])
@@ -252,8 +234,8 @@ def run_leaderboard(ctx: StageContext) -> list[Path]:
     """Leaderboard over this job's results (score and methods stages, plus any extra ``results`` folders)."""
     from zsl_scale.report import build_leaderboard
 
-    cfg = _cfg(ctx, {"results"})
+    cfg = settings_of(ctx)
     dirs = [Path(rec["out_dir"]) / "results" for rec in ctx.upstream.values() if rec["kind"] in ("score", "methods")]
-    dirs += [ctx.path(p) for p in cfg.get("results", [])]
+    dirs += [ctx.path(p) for p in cfg.results]
     written = build_leaderboard(dirs, ctx.out_dir / "board")
     return [written["html"], written["csv"], written["markdown"]]

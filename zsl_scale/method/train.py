@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
 from zsl_scale.core import DataError, TrainConfig, atomic_path, load_torch_file
@@ -128,10 +129,15 @@ def save_model(path: str | Path, model: CadaVae, extra: dict[str, Any] | None = 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[CadaVae, ModelConfig]:
     """Load a checkpoint written by :func:`save_model` (in eval mode, on ``device``)."""
     payload = load_torch_file(path, "model checkpoint", map_location=device)
-    if not isinstance(payload, dict) or "model_config" not in payload:
+    if not isinstance(payload, dict) or "model_config" not in payload or not isinstance(payload.get("state_dict"),
+                                                                                         dict):
         raise DataError(f"{path} is not a zsl-scale model checkpoint")
-    cfg = ModelConfig.model_validate(payload["model_config"])
-    model = CadaVae(cfg).to(device)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        cfg = ModelConfig.model_validate(payload["model_config"])
+        model = CadaVae(cfg).to(device)
+        model.load_state_dict(payload["state_dict"])
+    except (ValidationError, RuntimeError, TypeError) as exc:  # other architecture, other tensors
+        raise DataError(f"{path} is not a zsl-scale model checkpoint of a known architecture "
+                        f"({' '.join(str(exc).split())[:160]})") from None
     model.eval()
     return model, cfg

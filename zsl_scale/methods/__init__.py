@@ -30,6 +30,7 @@ _EXPORTS = {
     "method_names": "registry",
     "origin_label": "plugins",
     "with_grid": "registry",
+    "hyper_value": "registry",
     "predict": "base",
     "queries": "base",
     "scores": "base",
@@ -47,6 +48,7 @@ __all__ = [
     "Trainer",
     "class_table",
     "get_method",
+    "hyper_value",
     "method_names",
     "origin_label",
     "predict",
@@ -71,4 +73,4 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         scores,
     )
     from zsl_scale.methods.plugins import PLUGIN_GROUP, origin_label
-    from zsl_scale.methods.registry import FAST, METHODS, get_method, method_names, with_grid
+    from zsl_scale.methods.registry import FAST, METHODS, get_method, hyper_value, method_names, with_grid

@@ -80,8 +80,40 @@ def with_grid(spec: MethodSpec, overrides: dict[str, Any]) -> MethodSpec:
         values = list(value) if isinstance(value, list | tuple) else [value]
         if not values:
             raise ConfigError(f"{spec.name}: {key!r} needs at least one value")
-        grid[key] = values
+        grid[key] = [hyper_value(spec.name, key, v) for v in values]
     return replace(spec, grid=grid)
+
+
+# What each hyper-parameter may be: (type, smallest allowed value). Rates, regularisers and sizes are
+# positive; a value outside would train nonsense silently (ESZSL's γ = -1 inverts a singular matrix).
+HYPER_RULES: dict[str, tuple[type, float]] = {
+    "gamma": (float, 0.0), "lam": (float, 0.0), "lr": (float, 0.0), "cls_lr": (float, 0.0), "gan_lr": (float, 0.0),
+    "epochs": (int, 1), "T": (int, 1), "gan_steps": (int, 1), "n_unseen": (int, 1), "hidden": (int, 1),
+}
+
+
+def hyper_value(method: str, key: str, value: Any) -> float | int:
+    """``value`` of hyper-parameter ``key`` as its type, or a one-line :class:`ConfigError`.
+
+    Floats must be > 0 and counts ≥ 1. YAML reads ``1e-3`` (no dot) as a string, so numeric strings are
+    accepted; booleans, other strings and nested values are refused before any work starts.
+    """
+    kind, low = HYPER_RULES.get(key, (float, float("-inf")))
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        number = float(value)
+        if kind is int:
+            if number != int(number):
+                raise ValueError
+            number = int(number)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{method}: {key} must be {'an integer' if kind is int else 'a number'}, "
+                          f"got {value!r}") from None
+    if not number == number or number in (float("inf"), float("-inf")) or not (
+            number >= low if kind is int else number > low):
+        raise ConfigError(f"{method}: {key} must be {'≥' if kind is int else '>'} {low:g}, got {value!r}")
+    return number
 
 
 def method_names() -> list[str]:

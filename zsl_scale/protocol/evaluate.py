@@ -121,9 +121,18 @@ def phase_key(bench: Benchmark, phase: Phase, cfg: RunConfig, seed: int) -> str:
                         "seed": seed, "train": train, "model": _model_kwargs(cfg)})
 
 
+def _checkpoint_extra(path: str | Path) -> dict:
+    """The ``extra`` mapping of a model checkpoint; a file of another shape is one :class:`DataError` line."""
+    payload = load_torch_file(path, "model checkpoint")
+    extra = payload.get("extra") if isinstance(payload, dict) else None
+    if not isinstance(extra, dict):
+        raise DataError(f"{path} is not a zsl-scale model checkpoint (no 'extra' mapping)")
+    return extra
+
+
 def _load_phase(path: Path, device: torch.device) -> TrainedPhase:
     model, _ = load_model(path, device)
-    extra = load_torch_file(path, "model checkpoint")["extra"]
+    extra = _checkpoint_extra(path)
     return TrainedPhase(model, scaler_from_extra(extra, str(path)), extra.get("history", []),
                         float(extra.get("seconds", 0.0)))
 
@@ -160,7 +169,7 @@ def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench:
 
 def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
     """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
-    extra = load_torch_file(path, "model checkpoint")["extra"]
+    extra = _checkpoint_extra(path)
     if MIN_KEY not in extra:
         raise DataError(f"{path}: not a trainval checkpoint from `zsl-scale train` (no scaler statistics)")
     if extra.get("benchmark") != bench.name or extra.get("seed") != cfg.seed:

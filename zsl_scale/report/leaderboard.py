@@ -57,6 +57,17 @@ def find_result_files(dirs: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+def skipped_json_note(dirs: Iterable[str | Path]) -> str | None:
+    """One line naming the ``.json`` files in ``dirs`` that are not results (a run's ``selection.json``, a
+    stray file of another schema): the leaderboard skips them, and says so instead of staying silent."""
+    skipped = [p for d in dirs if Path(d).is_dir() for p in sorted(Path(d).rglob("*.json"))
+               if "__seed" not in p.name and not p.name.startswith(".")]
+    if not skipped:
+        return None
+    return (f"note: skipped {len(skipped)} .json file(s) not named like results (<dataset>__…__seed<N>.json), "
+            f"e.g. {skipped[0]}")
+
+
 def load_results(dirs: Iterable[str | Path]) -> list[tuple[ResultRecord, Path]]:
     """Read every results file; mixed schema versions are refused (their numbers may not compare)."""
     files = find_result_files(dirs)

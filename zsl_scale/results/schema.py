@@ -105,9 +105,9 @@ def write_result(record: ResultRecord, directory: str | Path) -> Path:
 def read_result(path: str | Path) -> ResultRecord:
     """Load and validate a results file; a malformed file is a :class:`DataError`, not a crash."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read results file {path}: {exc}") from exc
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON, or bytes that are not UTF-8 text
+        raise DataError(f"cannot read results file {path}: {' '.join(str(exc).split())[:200]}") from None
     try:
         return ResultRecord.model_validate(data)
     except ValidationError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, sha256_file
+from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, read_text_file, sha256_file
 from zsl_scale.results import Metrics, ResultRecord, write_result
 from zsl_scale.scoring.guards import check_split_images, choose_test_images, class_images, pretraining_check, trained_on
 from zsl_scale.scoring.score import (
@@ -289,7 +289,7 @@ def read_groups(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise DataError(f"WordNet group file not found: {path}")
     out = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text_file(path, "groups file").splitlines(), 1):
         if line.strip():
             wnid, sep, group = line.partition("\t")
             if not sep:
