@@ -109,7 +109,7 @@ def dist_run(tmp_path_factory) -> tuple[Path, list[str]]:
     return root, base
 
 
-@pytest.mark.parametrize(("runner", "workers"), [("local", "2"), ("ray", "1")])
+@pytest.mark.parametrize(("runner", "workers"), [("spawn", "2"), ("ray", "1")])
 @pytest.mark.parametrize("damage", ["random"])
 def test_bad_checkpoint_in_a_worker_is_one_line(dist_run, tmp_path: Path, runner: str, workers: str,
                                                 damage: str) -> None:
@@ -123,7 +123,7 @@ def test_bad_checkpoint_in_a_worker_is_one_line(dist_run, tmp_path: Path, runner
                            "--set", "scale.max_failures=0"], tmp_path)
     finally:
         state.write_bytes(good)
-    one_error(code, lines, "not a readable torch file", "state.pt")
+    one_error(code, lines, "cannot load checkpoint", "state.pt")
     assert tree(root / "runs") == before
 
 
@@ -138,16 +138,25 @@ def test_bad_grid_values(cli, tmp_path: Path, grid: str, needle: str) -> None:
 
 
 # 4. Leaderboard over a folder with a random-bytes results file; non-results JSON is named, not silently skipped.
-def test_leaderboard_random_bytes_json(tmp_path: Path) -> None:
+def test_leaderboard_random_bytes_json(tmp_path: Path, capsys) -> None:
     results = tmp_path / "results"
     results.mkdir()
     (results / "flo__xlsa17__x__gzsl__seed0.json").write_bytes(os.urandom(300) + b"\xff\xfe")
     (results / "notes.json").write_text('{"other": "schema"}')
     code, lines = zsl(["leaderboard", "results", "--out", "new/deeper/board"], tmp_path)
     one_error(code, lines, "cannot read results file", "flo__xlsa17__x__gzsl__seed0.json")
-    assert any(line.startswith("note: skipped 1 .json file") and "notes.json" in line for line in lines), lines
-    assert tree(tmp_path) == ["results", *(f"results/{n}" for n in ("flo__xlsa17__x__gzsl__seed0.json",
-                                                                     "notes.json"))]
+    assert len(lines) == 1 and tree(tmp_path) == ["results", "results/flo__xlsa17__x__gzsl__seed0.json",
+                                                  "results/notes.json"]
+    # A valid results file beside the JSON of another schema: built, and the skipped file is named.
+    from zsl_scale.results import Metrics, ResultRecord, write_result
+
+    (results / "flo__xlsa17__x__gzsl__seed0.json").unlink()
+    write_result(ResultRecord(dataset="flo", split="xlsa17", method="ESZSL", seed=0, setting="gzsl",
+                              selection="validation", metrics=Metrics(S=1.0, U=2.0, H=1.3), config={},
+                              config_sha256="0" * 64), results)
+    assert run_cli(["leaderboard", str(results), "--out", str(tmp_path / "board")]) == 0
+    err = capsys.readouterr().err
+    assert "note: skipped 1 .json file(s) not named like results" in err and "notes.json" in err
 
 
 # 5. A job is validated whole before its first stage runs; --dry-run runs exactly that validation.
