@@ -109,7 +109,7 @@ def dist_run(tmp_path_factory) -> tuple[Path, list[str]]:
     return root, base
 
 
-@pytest.mark.parametrize(("runner", "workers"), [("spawn", "2"), ("ray", "1")])
+@pytest.mark.parametrize(("runner", "workers"), [("spawn", "2")])
 @pytest.mark.parametrize("damage", ["random"])
 def test_bad_checkpoint_in_a_worker_is_one_line(dist_run, tmp_path: Path, runner: str, workers: str,
                                                 damage: str) -> None:
@@ -125,6 +125,24 @@ def test_bad_checkpoint_in_a_worker_is_one_line(dist_run, tmp_path: Path, runner
         state.write_bytes(good)
     one_error(code, lines, "cannot load checkpoint", "state.pt")
     assert tree(root / "runs") == before
+
+
+def test_ray_wrapped_user_error_is_the_workers_own_line() -> None:
+    """Ray hands the driver a ``RayTaskError`` whose class also derives from the worker's error and whose
+    message is the worker's traceback; Ray Train wraps that again. The user sees the worker's own message."""
+    exceptions = pytest.importorskip("ray.exceptions")
+    from zsl_scale.core import DataError, worker_user_error
+
+    original = DataError("cannot load checkpoint x/state.pt: not a plain-data torch file")
+    wrapped = exceptions.RayTaskError("train_fn", "Traceback (most recent call last): ...", original)
+    dual = wrapped.as_instanceof_cause()
+    assert isinstance(dual, DataError) and str(dual) != str(original)  # its message is not the worker's
+    for exc in (dual, RuntimeError("Training failed"), wrapped):
+        if exc.__class__ is RuntimeError:
+            exc.__cause__ = dual
+        found = worker_user_error(exc)
+        assert type(found) is DataError and str(found) == str(original)
+    assert worker_user_error(RuntimeError("a bug")) is None
 
 
 # 3. A grid value that is not a number (or out of range): one line, and no config_<method>.yaml left.
