@@ -33,12 +33,17 @@ from zsl_scale.features.extract import ExtractOptions, extract_features
 from zsl_scale.features.inputs import list_images, load_image
 
 
-def plain_loop(source: Path, limit: int | None, backbone: str, batch_size: int, threads: int) -> tuple[int, float]:
-    """Decode + forward in one process; returns (images, seconds)."""
+def plain_loop(source: Path, limit: int | None, backbone: str, batch_size: int, threads: int,
+               precision: str = "fp32") -> tuple[int, float]:
+    """Decode + forward in one process (``precision``: core.InferencePrecision, channels_last); returns
+    (images, seconds)."""
+    from zsl_scale.core import InferencePrecision
+
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     spec = get_backbone(backbone)
-    model = spec.load()
+    chosen = InferencePrecision(precision, "channels_last")
+    model = chosen.prepare(spec.load())
     _, refs = list_images(source)
     refs = refs[:limit] if limit else refs
     feats = []
@@ -46,18 +51,19 @@ def plain_loop(source: Path, limit: int | None, backbone: str, batch_size: int, 
         imgs = [load_image(r.to_row(), spec.preprocess)[0] for r in refs[start : start + batch_size]]
         x = torch.from_numpy(np.stack([i for i in imgs if i is not None]))
         with torch.inference_mode():
-            feats.append(model.features(spec.preprocess.normalize(x)).numpy())
+            out = model.features(chosen.prepare(spec.preprocess.normalize(x)), chosen.low_precision("cpu"))
+            feats.append(out.float().numpy())
     n = sum(len(f) for f in feats)
     return n, time.perf_counter() - t0
 
 
 def ray_pipeline(source: Path, backbone: str, batch_size: int, workers: int, shard_size: int,
-                 decode: str = "auto") -> tuple[int, float]:
+                 decode: str = "auto", precision: str = "fp32") -> tuple[int, float]:
     """The real ``features extract`` path on the running local Ray; returns (images, seconds)."""
     with tempfile.TemporaryDirectory(prefix="zsl-bench-") as tmp:
         opts = ExtractOptions(backbone=backbone, dtype="float32", batch_size=batch_size, shard_size=shard_size,
                               workers=workers, threads_per_worker=1, progress_interval_s=1e9,
-                              decode=decode)  # type: ignore[arg-type]
+                              decode=decode, precision=precision)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         summary = extract_features(source, Path(tmp) / "out", opts)
         return summary.rows, time.perf_counter() - t0
@@ -87,16 +93,22 @@ def _subset(source: Path, limit: int | None, tmp: Path) -> Path:
     return tmp
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def source_args(doc: str) -> argparse.ArgumentParser:
+    """The options shared with extract_precision.py: which images, backbone, batch and shard sizes, rounds."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--images", type=Path, default=shared_data_dir() / "imagenet-samples")
     ap.add_argument("--flowers", action="store_true", help="the 8,189 Flowers-102 images inside jpg64.tar")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images only")
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shard-size", type=int, default=250)
-    ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray runtime")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
+    return ap
+
+
+def main() -> None:
+    ap = source_args(__doc__)
+    ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray runtime")
     args = ap.parse_args()
 
     import ray

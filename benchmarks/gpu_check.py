@@ -6,7 +6,9 @@ Runs, each under its own time limit, and prints one table at the end:
    GPU build) — 21,841 classes × 128-d, ``--queries`` queries; top-1 agreement on **every** query;
 2. ``ddp``: a CADA-VAE DDP training loop over NCCL, one process per GPU, fixed steps at D=1280, batch 128;
 3. ``extract``: feature extraction of the 1,000 sample images with ``device=cuda``;
-4. ``scale``: ``benchmarks/imagenet_scale.py --fractions 0.1 1.0`` with whatever time is left.
+4. ``precision``: the same images at fp32 and at ``--precision auto`` (bf16 or fp16), decoded by CPU tasks
+   and by ``--decode gpu`` (nvJPEG): images/s and the smallest cosine against fp32;
+5. ``scale``: ``benchmarks/imagenet_scale.py --fractions 0.1 1.0`` with whatever time is left.
 
     python benchmarks/gpu_check.py                     # on the GPU machine
     python benchmarks/gpu_check.py --device cpu --dry-run   # tiny sizes on CPU: checks the script itself
@@ -139,6 +141,47 @@ def check_extract(device: str, limit: int | None) -> dict:
     return {"rows": int(rows), "seconds": time.perf_counter() - t0}
 
 
+def check_extract_precision(device: str, limit: int | None) -> dict:
+    """The sample images at fp32, then ``auto`` precision (bf16 / fp16 on CUDA) with CPU-task decode and with
+    ``--decode gpu`` (nvJPEG; skipped where torchvision does not import): images/s each, and the smallest
+    per-image cosine of each set against fp32 (docs/features.md "Precision"; GPU-decode tolerance 0.99)."""
+    from zsl_scale.core import shared_data_dir
+    from zsl_scale.features import ExtractOptions, extract_features, read_feature_manifest
+    from zsl_scale.features.store import feature_matrix, iter_feature_batches
+
+    images = shared_data_dir() / "imagenet-samples"
+    if not images.exists():
+        return {"skipped": f"{images} not found"}
+    runs = [("fp32", "auto"), ("auto", "auto"), ("auto", "gpu")]
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = images
+        if limit:
+            src = Path(tmp) / "list.txt"
+            src.write_text("".join(f"{p}\t{p.parent.name}\n" for p in sorted(images.rglob("*.JPEG"))[:limit]))
+        feats = {}
+        for precision, decode in runs:
+            name = f"{precision}/{decode}"
+            dest = Path(tmp) / name.replace("/", "-")
+            t0 = time.perf_counter()
+            try:
+                s = extract_features(src, dest, ExtractOptions(device=device, batch_size=64, dtype="float32",
+                                                               precision=precision, decode=decode,
+                                                               progress_interval_s=1e9))
+            except Exception as exc:  # e.g. no torchvision for --decode gpu: report, keep the other numbers
+                out[name] = f"{type(exc).__name__}: {exc}"[:160]
+                continue
+            got = read_feature_manifest(dest)["precision"]["precision"]
+            feats[name] = np.concatenate([feature_matrix(b) for b in iter_feature_batches(dest)]).astype(np.float64)
+            out[name] = f"{got}: {s.rows / (time.perf_counter() - t0):.0f} images/s"
+        ref = feats.get("fp32/auto")
+        for name, x in feats.items():
+            if ref is not None and name != "fp32/auto":
+                cos = (x * ref).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(ref, axis=1))
+                out[name] += f", min cosine vs fp32 {cos.min():.5f}"
+    return {"result": out}
+
+
 def check_scale(budget_s: float, fractions: list[str]) -> dict:
     cmd = [sys.executable, str(HERE / "imagenet_scale.py"), "--fractions", *fractions]
     import signal
@@ -167,6 +210,7 @@ def main() -> None:
         "score": lambda: check_score(args.device, 20_000 if dry else 1_000_000),
         "ddp": lambda: check_ddp(args.device, 3 if dry else 200),
         "extract": lambda: check_extract(args.device, 8 if dry else None),
+        "precision": lambda: check_extract_precision(args.device, 8 if dry else None),
     }
     rows = {}
     for name, fn in checks.items():

@@ -207,6 +207,7 @@ def test_kill_9_then_rerun_gives_identical_shards(tmp_path, capsys, imagenet_sam
             proc.kill()
     partial = read_feature_manifest(killed)
     assert not partial["complete"] and 2 <= len(partial["shards"]) < 12
+    assert partial["precision"] == {"precision": "fp32", "memory_format": "channels_last"}
 
     summary = extract_features(src, killed, opts)
     assert summary.shards_skipped >= 2 and summary.shards_skipped + summary.shards_written == 12
@@ -222,6 +223,14 @@ def test_kill_9_then_rerun_gives_identical_shards(tmp_path, capsys, imagenet_sam
     before = {p.name: p.read_bytes() for p in killed.iterdir() if p.name != ".zsl-scale.lock"}
     code, err = _run_main(["features", "extract", str(src), "--out", str(killed), "--dtype", "float32"], capsys)
     assert code == 2 and "different settings" in err
+    # another precision into this fp32 set: refused with its own line (even where bf16 may run emulated)
+    os.environ["ZSL_SCALE_ALLOW_EMULATED_BF16"] = "1"
+    try:
+        code, err = _run_main(["features", "extract", str(src), "--out", str(killed), *common, "--device", "cpu",
+                               "--precision", "bf16"], capsys)
+    finally:
+        del os.environ["ZSL_SCALE_ALLOW_EMULATED_BF16"]
+    assert code == 2 and err.count("\n") == 1 and "computed in fp32 (channels_last); bf16" in err
     assert {p.name: p.read_bytes() for p in killed.iterdir()} == before
 
 
@@ -239,8 +248,8 @@ def test_decode_in_the_actors_or_in_tasks_gives_identical_shards(tmp_path, image
 
 
 def test_decode_option_is_checked_before_anything_runs(tmp_path):
-    with pytest.raises(Exception, match="decode must be auto, actor or tasks"):
-        extract_features(tmp_path, tmp_path / "out", ExtractOptions(decode="gpu"))  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="decode must be auto, actor, tasks or gpu"):
+        extract_features(tmp_path, tmp_path / "out", ExtractOptions(decode="cuda"))  # type: ignore[arg-type]
 
 
 # --- bad input: one clear line, exit 2, earlier shards untouched --------------------------------

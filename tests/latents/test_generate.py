@@ -95,6 +95,7 @@ def test_mu_mode_mirrors_feature_shards_and_equals_direct_encoding(tmp_path, mod
     np.testing.assert_allclose(vectors(got.column("latent")), mu, atol=1e-5)
     m = read_latent_manifest(out)
     assert m["complete"] and m["mode"] == "mu" and m["latent_dim"] == L
+    assert m["precision"] == {"precision": "fp32", "memory_format": "contiguous"}
 
 
 def test_image_samples_are_deterministic_per_seed_and_use_one_noise_scalar(
@@ -187,6 +188,8 @@ def test_cli_generates_and_rejects_bad_input(tmp_path, capsys, model_path, featu
         (["-m", str(model_path), "--features", str(tmp_path)], "no manifest.json"),
         (["-m", str(model_path), "--features", str(feature_dir), "--per-class", "3", "--seed", "1"],
          "different settings"),
+        (["-m", str(model_path), "--features", str(feature_dir), "--device", "cpu", "--precision", "fp16"],
+         "fp16 is for CUDA"),
     ]
     for args, message in bad:
         code, err = _main(["latents", "generate", *args, "-o", str(out)], capsys)

@@ -19,13 +19,17 @@ def extract(
                                                   "in12k, in21k-p, none … (default: the backbone's own, else unknown); "
                                                   "ImageNet scoring refuses unseen classes the backbone saw"),
     dtype: str = typer.Option("float16", help="Stored feature dtype: float16 or float32"),
+    precision: str = typer.Option("fp32", help="Compute precision: fp32, bf16 (CPUs with AVX512_BF16/AMX, "
+                                  "GPUs), fp16 (GPUs) or auto (the fastest of these here); recorded in the manifest"),
+    memory_format: str = typer.Option("auto", help="auto (channels_last), channels_last or contiguous"),
     batch_size: int = typer.Option(32, help="Images per forward pass (fixed per shard plan)"),
     shard_size: int = typer.Option(10_000, help="Images per parquet shard"),
     input_kind: str = typer.Option("auto", help="auto, tree, tars or list"),
     workers: int | None = typer.Option(None, help="Model actors (default: one per GPU, else per core)"),
     threads_per_worker: int = typer.Option(1, help="torch threads in each model actor"),
     decode: str = typer.Option("auto", help="Where images are decoded: auto (in the model actors on CPU-only "
-                               "clusters, in CPU tasks when there are GPUs), actor or tasks"),
+                               "clusters, in CPU tasks when there are GPUs), actor, tasks or gpu (JPEGs on the "
+                               "actors' GPUs, needs torchvision; CPU fallback for the rest)"),
     decode_cpus: float = typer.Option(1.0, help="Ray CPUs per decode task (decode: tasks)"),
     worker_cpus: float | None = typer.Option(None, help="Ray CPUs reserved per model actor"),
     gpus_per_worker: float = typer.Option(1.0, help="GPUs per model actor when the cluster has GPUs"),
@@ -45,6 +49,8 @@ def extract(
         weights=str(weights) if weights else None,
         weights_trained_on=weights_trained_on,
         dtype=dtype,  # type: ignore[arg-type]  # validated by ExtractOptions.validate
+        precision=precision,  # type: ignore[arg-type]  # validated by core.resolve_precision
+        memory_format=memory_format,  # type: ignore[arg-type]
         batch_size=batch_size,
         shard_size=shard_size,
         input_kind=input_kind,  # type: ignore[arg-type]

@@ -41,6 +41,8 @@ def generate(
     workers: int | None = typer.Option(None, help="Encoder actors (default: one per GPU, else per core)"),
     threads_per_worker: int = typer.Option(1, help="torch threads in each actor"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
+    precision: str = typer.Option("fp32", help="Encoder precision: fp32, bf16 (CPUs with AVX512_BF16/AMX, GPUs), "
+                                  "fp16 (GPUs) or auto; recorded in the manifest"),
     address: str | None = typer.Option(None, help="An existing Ray cluster (default: $RAY_ADDRESS, else local Ray)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
     log_interval: float = typer.Option(30.0, help="Seconds between progress lines when not on a terminal"),
@@ -63,6 +65,7 @@ def generate(
         workers=workers,
         threads_per_worker=threads_per_worker,
         device=device,  # type: ignore[arg-type]
+        precision=precision,  # type: ignore[arg-type]  # validated by core.resolve_precision
         address=address,
         overwrite=overwrite,
         progress_interval_s=log_interval,

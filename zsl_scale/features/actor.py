@@ -60,21 +60,31 @@ class FeatureActor:
     """
 
     def __init__(self, backbone: str, weights: str | None, dtype: str, threads: int, device: str = "auto",
-                 batch_size: int = 32, out_dir: str = "", decode_task: dict[str, Any] | None = None):
+                 batch_size: int = 32, out_dir: str = "", decode_task: dict[str, Any] | None = None,
+                 precision: dict[str, str] | None = None, allow_emulated: bool = False, gpu_decode: bool = False):
         import torch
 
-        from zsl_scale.core import resolve_device
+        from zsl_scale.core import InferencePrecision, resolve_device, resolve_precision
 
         torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         self.device = resolve_device(device)
+        chosen = InferencePrecision(**(precision or {}))
+        # the driver resolved it; this node's own CPU / GPU must support it too (clusters can be mixed)
+        resolve_precision(chosen.precision, self.device.type, chosen.memory_format, allow_emulated)
+        self.precision = chosen
         self.spec = get_backbone(backbone)
-        self.model = self.spec.load(weights, self.device)
+        self.model = chosen.prepare(self.spec.load(weights, self.device))
         self.dtype = np.dtype(dtype)
         self.batch_size = batch_size
         self.out_dir = out_dir
         self.decode_task = decode_task
+        self.decoder = None
+        if gpu_decode:  # --decode gpu: nvJPEG on this actor's GPU (features.gpu_decode)
+            from zsl_scale.features.gpu_decode import jpeg_decoder
+
+            self.decoder = jpeg_decoder()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from zsl_scale.core import write_shard_file
@@ -97,7 +107,15 @@ class FeatureActor:
         return {"shard": batch["shard"], "record": np.array([json.dumps({**written.model_dump(), **info})])}
 
     def _decoded(self, chunks: list[list[Any]]) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
-        """The shard's chunks decoded, in order: here, or by CPU tasks kept ``DECODE_AHEAD`` in flight."""
+        """The shard's chunks decoded, in order: here, on this actor's GPU, or by CPU tasks kept
+        ``DECODE_AHEAD`` in flight."""
+        if self.decoder is not None:
+            from zsl_scale.features.gpu_decode import decode_rows_gpu
+
+            for rows in chunks:
+                pixels, ok, errors = decode_rows_gpu(rows, self.spec.preprocess, self.device, self.decoder)
+                yield pixels, ok, errors  # pixels: a uint8 tensor on the GPU, one slot per row
+            return
         if self.decode_task is None:
             for rows in chunks:
                 yield decode_chunk(rows, self.spec.preprocess, self.batch_size)
@@ -113,16 +131,21 @@ class FeatureActor:
             pixels, ok, errors = ray.get(refs)
             yield pixels, ok, errors
 
-    def _forward(self, pixels: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Features ``[batch_size, dim]`` of one chunk; one forward pass over its decoded images only."""
+    def _forward(self, pixels: Any, ok: np.ndarray) -> np.ndarray:
+        """Features ``[len(ok), dim]`` of one chunk; one forward pass over its decoded images only, in the
+        resolved precision. ``pixels``: uint8 NHWC, numpy (CPU decode) or a tensor on the device (GPU decode)."""
         import torch
 
         feats = np.zeros((len(ok), self.spec.dim), dtype=self.dtype)
         idx = np.flatnonzero(ok)
         if idx.size:
             with torch.inference_mode():
-                x = torch.from_numpy(np.ascontiguousarray(pixels[idx])).to(self.device)
-                out = self.model.features(self.spec.preprocess.normalize(x))
+                if isinstance(pixels, torch.Tensor):
+                    x = pixels[torch.from_numpy(idx).to(pixels.device)]
+                else:
+                    x = torch.from_numpy(np.ascontiguousarray(pixels[idx])).to(self.device)
+                out = self.model.features(self.precision.prepare(self.spec.preprocess.normalize(x)),
+                                          self.precision.low_precision(self.device.type))
             feats[idx] = out.float().cpu().numpy().astype(self.dtype)
         return feats
 

@@ -25,13 +25,19 @@ from typing import Any, Literal
 
 from zsl_scale.core import (
     ConfigError,
+    InferencePrecision,
     ProgressReporter,
     ShardRecord,
     ShardStore,
     atomic_write_text,
     check_resources,
+    check_resume_precision,
+    emulation_allowed,
     init_ray,
+    precision_header,
+    resolve_precision,
     sha256_json,
+    target_device,
 )
 from zsl_scale.features.actor import FeatureActor, _decode_memory
 from zsl_scale.features.backbones import BackboneSpec, get_backbone
@@ -52,21 +58,25 @@ class ExtractOptions:
     """Settings of ``zsl-scale features extract``.
 
     ``batch_size`` (images per forward pass) and ``shard_size`` (images per shard) are part of a
-    feature set's identity, because they fix row placement and forward batches; worker counts and
-    Ray resources are not, so a resumed job may use a different cluster.
+    feature set's identity, because they fix row placement and forward batches; so are the resolved
+    ``precision`` (compute: fp32, bf16 or fp16 autocast; ``dtype`` is the *stored* type) and
+    ``memory_format`` (core.precision). Worker counts and Ray resources are not, so a resumed job may
+    use a different cluster.
     """
 
     backbone: str = "efficientnet_lite0"
     weights: str | None = None
     weights_trained_on: str | None = None  # class set of --weights (in1k, in21k, in12k, none …; default unknown)
     dtype: Literal["float16", "float32"] = "float16"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     batch_size: int = 32
     shard_size: int = 10_000
     input_kind: InputKind = "auto"
     workers: int | None = None
     threads_per_worker: int = 1
     decode_cpus: float = 1.0
-    decode: Literal["auto", "actor", "tasks"] = "auto"
+    decode: Literal["auto", "actor", "tasks", "gpu"] = "auto"
     worker_cpus: float | None = None
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -86,8 +96,14 @@ class ExtractOptions:
         for name in ("batch_size", "shard_size", "threads_per_worker"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
-        if self.decode not in ("auto", "actor", "tasks"):
-            raise ConfigError(f"decode must be auto, actor or tasks, got {self.decode!r}")
+        if self.decode not in ("auto", "actor", "tasks", "gpu"):
+            raise ConfigError(f"decode must be auto, actor, tasks or gpu, got {self.decode!r}")
+        if self.decode == "gpu":
+            if self.device == "cpu":
+                raise ConfigError("--decode gpu decodes on the model actors' GPUs: not with --device cpu")
+            from zsl_scale.features.gpu_decode import jpeg_decoder
+
+            jpeg_decoder()  # torchvision must import: checked before Ray starts
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be ≥ 1, got {self.workers}")
         worker_cpus = 1.0 if self.worker_cpus is None else self.worker_cpus
@@ -138,10 +154,12 @@ def extract_features(source: str | Path, out_dir: str | Path, opts: ExtractOptio
     spec.check(opts.weights)
     kind, refs = list_images(source, opts.input_kind)
     shards = plan_shards(refs, opts.shard_size)
-    header = _header(spec, opts, kind, shards)
+    chosen = resolve_precision(opts.precision, target_device(opts.device, opts.address), opts.memory_format)
+    check_resume_precision(out_dir, chosen, opts.overwrite)
+    header = {**_header(spec, opts, kind, shards), **precision_header(out_dir, chosen, opts.overwrite)}
     store = ShardStore(Path(out_dir), KIND, header, len(shards)).open(overwrite=opts.overwrite)
     pending = store.pending()
-    received = _run_pipeline(spec, opts, shards, pending, store) if pending else 0
+    received = _run_pipeline(spec, opts, shards, pending, store, chosen) if pending else 0
     manifest = store.finish(_summary(store, str(Path(source).expanduser().resolve())))
     _write_counts(Path(out_dir) / COUNTS_FILE, manifest["class_counts"])
     return ExtractSummary(
@@ -216,7 +234,9 @@ def _resources(opts: ExtractOptions) -> dict[str, Any]:
     if gpus > 0 and opts.device != "cpu":
         workers = opts.workers or max(1, int(gpus / opts.gpus_per_worker))
         return {"workers": workers, "num_gpus": opts.gpus_per_worker, "num_cpus": opts.worker_cpus or 1.0,
-                "decode_in_actor": opts.decode == "actor"}
+                "decode_in_actor": opts.decode in ("actor", "gpu")}
+    if opts.decode == "gpu":
+        raise ConfigError("--decode gpu needs a GPU, and the Ray cluster has none; use --decode auto")
     in_actor = opts.decode != "tasks"
     decode_cpus = 0.0 if in_actor else opts.decode_cpus
     workers = opts.workers or max(1, int(cpus // opts.threads_per_worker))
@@ -242,6 +262,7 @@ def _run_pipeline(
     shards: list[list[ImageRef]],
     pending: list[int],
     store: ShardStore,
+    chosen: InferencePrecision,
 ) -> int:
     """Run the actors over the pending shards; each writes its shards, the driver records them as they come.
 
@@ -269,7 +290,8 @@ def _run_pipeline(
         fn_constructor_kwargs={"backbone": spec.name, "weights": opts.weights, "dtype": opts.dtype,
                                "threads": opts.threads_per_worker, "device": "cpu" if res["num_gpus"] == 0 else "auto",
                                "batch_size": opts.batch_size, "out_dir": str(store.out_dir.resolve()),
-                               "decode_task": decode_task},
+                               "decode_task": decode_task, "precision": chosen.to_dict(),
+                               "allow_emulated": emulation_allowed(), "gpu_decode": opts.decode == "gpu"},
         compute=ray.data.ActorPoolStrategy(size=res["workers"]),
         num_cpus=res["num_cpus"],
         num_gpus=res["num_gpus"],

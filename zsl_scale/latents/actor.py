@@ -26,14 +26,17 @@ class LatentActor:
     """Ray Data actor: loads the CADA-VAE once; encodes and writes one unit (= one output shard) per call."""
 
     def __init__(self, model_path: str, class_embeddings: str | None, classes: list[str] | None,
-                 threads: int, device: str, encode_batch: int, out_dir: str):
+                 threads: int, device: str, encode_batch: int, out_dir: str, precision: str = "fp32",
+                 allow_emulated: bool = False):
         import torch
 
-        from zsl_scale.core import resolve_device
+        from zsl_scale.core import resolve_device, resolve_precision
         from zsl_scale.method import load_model
 
         torch.set_num_threads(threads)
         self.device = resolve_device(device)
+        # resolved by the driver; this node must support it too (its CPU may lack bf16 units)
+        self.precision = resolve_precision(precision, self.device.type, "contiguous", allow_emulated)
         self.model, _ = load_model(model_path, self.device)
         self.scaler = None
         if class_embeddings is None:  # image features: scaled like the VAE's training features
@@ -53,7 +56,7 @@ class LatentActor:
         import torch
 
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast(self.device.type):
             for i in range(0, len(x), self.encode_batch):
                 xb = torch.from_numpy(np.array(x[i : i + self.encode_batch], np.float32))  # writable copy
                 if name == "image":
@@ -114,7 +117,7 @@ class LatentActor:
 
         index = {w: i for i, w in enumerate(self.table.wnids)}
         ids, wnids, z = [], [], []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast(self.device.type):
             for w, e in unit["items"]:
                 ids += [f"{w}#{k:05d}" for k in range(len(e))]
                 wnids += [w] * len(e)

@@ -41,14 +41,20 @@ import pyarrow.parquet as pq
 from zsl_scale.core import (
     ConfigError,
     DataError,
+    InferencePrecision,
     ProgressReporter,
     ShardRecord,
     ShardStore,
+    check_resume_precision,
+    emulation_allowed,
     init_ray,
+    precision_header,
     read_manifest,
+    resolve_precision,
     sha256_file,
     sha256_json,
     shard_paths,
+    target_device,
 )
 from zsl_scale.features import read_feature_manifest
 from zsl_scale.latents.actor import LatentActor
@@ -69,9 +75,14 @@ class LatentOptions:
     workers: int | None = None
     threads_per_worker: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     address: str | None = None
     overwrite: bool = False
     progress_interval_s: float = 30.0
+
+
+# The encoder is an MLP: no memory format to choose. Sets written before precisions were recorded are fp32.
+_BEFORE = InferencePrecision("fp32", "contiguous")
 
 
 @dataclass
@@ -110,10 +121,13 @@ def generate_latents(
     features = Path(features).resolve() if features is not None else None
     class_embeddings = Path(class_embeddings).resolve() if class_embeddings is not None else None
     mode, units, header = _plan(model_path, opts, features, class_embeddings)
+    chosen = resolve_precision(opts.precision, target_device(opts.device, opts.address), "contiguous")
+    check_resume_precision(out_dir, chosen, opts.overwrite, before=_BEFORE)
+    header.update(precision_header(out_dir, chosen, opts.overwrite, before=_BEFORE))
     store = ShardStore(Path(out_dir), KIND, header, len(units)).open(overwrite=opts.overwrite)
     pending = store.pending()
     if pending:
-        _run(model_path, class_embeddings, opts, units, pending, store)
+        _run(model_path, class_embeddings, opts, units, pending, store, chosen)
     rows = sum(s["rows"] for s in store.manifest["shards"].values())
     source = Path(features if features is not None else class_embeddings).resolve()  # type: ignore[arg-type]
     store.finish({"rows": rows, "source_path": str(source), "provenance": _provenance()})
@@ -253,7 +267,7 @@ def _class_rows(paths: list[Path]) -> dict[str, list[np.ndarray]]:
 
 
 def _run(model_path: str | Path, class_embeddings: str | Path | None, opts: LatentOptions,
-         units: list[dict[str, Any]], pending: list[int], store: ShardStore) -> None:
+         units: list[dict[str, Any]], pending: list[int], store: ShardStore, chosen: InferencePrecision) -> None:
     import ray.data
 
     init_ray(opts.address, log_file=store.out_dir / "ray.log")
@@ -278,6 +292,7 @@ def _run(model_path: str | Path, class_embeddings: str | Path | None, opts: Late
             "classes": sorted(opts.classes) if opts.classes is not None else None,
             "threads": opts.threads_per_worker, "device": "auto" if use_gpu else "cpu",
             "encode_batch": opts.encode_batch, "out_dir": str(store.out_dir.resolve()),
+            "precision": chosen.precision, "allow_emulated": emulation_allowed(),
         },
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_gpus=1 if use_gpu else 0,
