@@ -158,19 +158,20 @@ def test_cli_run(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session, tmp_path: Path,
+def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster, tmp_path: Path,
                                          monkeypatch) -> None:
-    """The whole ImageNet path on the 1,000 real sample images (real WordNet, real embeddings): CI runs it."""
+    """The whole ImageNet path on the 1,000 real sample images (real WordNet, real embeddings): CI runs it as
+    a user does, ``zsl-scale run jobs/imagenet-samples.yaml`` on the multi-node cluster (RAY_ADDRESS), killed
+    in the train stage and run again (it resumes), from a working folder that is not the data's."""
     import json
 
+    from tests.jobs.test_bench import _run_killed_in_train_then_resumed
     from zsl_scale.results.schema import read_result
 
-    monkeypatch.setattr(jobs, "_REGISTRY", {})  # the real stages, not this module's fakes
     monkeypatch.setenv("ZSL_SCALE_CACHE", str(tmp_path / "cache"))  # embeddings / WordNet caches: tmp only
     root = Path(__file__).resolve().parents[2]
-    job = load_job(root / "jobs" / "imagenet-samples.yaml")
-    out = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in out.plans] == ["run"] * 8
+    job_file = root / "jobs" / "imagenet-samples.yaml"
+    _run_killed_in_train_then_resumed(ray_cluster, job_file, tmp_path / "run", tmp_path / "cwd", stages=8)
     rec = read_result(tmp_path / "run/score/results/imagenet-samples__2H__CADA-VAE__gzsl__seed0.json")
     for method in ("ESZSL", "DeViSE", "SJE", "ALE", "ConSE", "f-CLSWGAN", "LinProto"):  # same scorer, fixed hypers
         base = read_result(tmp_path / f"run/methods/results/imagenet-samples__2H__{method}__gzsl__seed0.json")
@@ -192,8 +193,8 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_session
     assert unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19): 5.0 measured
     assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
-    again = run_job(job, root / "jobs", workdir=tmp_path / "run", log=lambda s: None)
-    assert [p.action for p in again.plans] == ["skip"] * 8
+    again = ray_cluster.run(["run", str(job_file), "--workdir", str(tmp_path / "run")], tmp_path / "cwd")
+    assert again.rc == 0 and "job imagenet-samples: 8 stage(s) up to date, 0 ran" in again.out, again.err[-3000:]
 
 
 def _prediction_file(run: Path, name: str, table, shards: list[Path], column: str, query_map) -> Path:
