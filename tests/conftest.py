@@ -131,6 +131,29 @@ class RayCluster:
         return subprocess.Popen([*zsl_command(), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
+    def run_losing_node(self, args: list[str], cwd: Path, *, ready: Callable[[], bool], marker: str, what: str,
+                        on_kill: Callable[[], None] | None = None) -> CliResult:
+        """Run ``zsl-scale ARGS``; once ``ready()`` holds (``what``), kill a worker node hosting a ``marker`` process
+        (e.g. RayTrainWorker), call ``on_kill`` and let the run finish; then a fresh node takes the killed one's place,
+        so later tests see the full cluster again."""
+        proc = self.start(args, cwd)
+        node = None
+        try:
+            assert wait_until(ready, proc, 300, what), proc.stderr.read()[-3000:]
+            victim = self.raylet_hosting(marker)
+            assert victim is not None, f"no worker node hosts a {marker}"
+            pid, node = victim
+            self.kill_node(pid)
+            if on_kill is not None:
+                on_kill()
+            out, err = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if node is not None:
+                self.replace(node)
+        return CliResult(proc.returncode, out, err)
+
     def worker_raylets(self) -> dict[int, Any]:
         """Worker node raylet PID → its node (the head is never killed: it holds the GCS)."""
         from ray._private import ray_constants

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import epochs_done, free_port, run_zsl, wait_until
+from tests.conftest import epochs_done, free_port, run_zsl
 from zsl_scale.datasets.synthetic import write_synthetic
 from zsl_scale.distributed.export import gather_params, load_final_model
 
@@ -133,20 +133,11 @@ def test_resumed_run_after_node_loss_is_bitwise_equal(ray_cluster, cwd_data) -> 
     ref = ray_cluster.run(train_args("ref", epochs), cwd_data)
     assert ref.rc == 0, ref.err[-3000:]
     args = train_args("lost", epochs)
-    proc = ray_cluster.start(args, cwd_data)
     run = cwd_data / "runs" / "lost"
-    try:
-        assert wait_until(lambda: epochs_done(run) >= 2, proc, 300, "epoch 2"), proc.stderr.read()[-3000:]
-        victim = ray_cluster.raylet_hosting("RayTrainWorker")  # a worker node holding a training worker
-        assert victim is not None, "no worker node hosts a Ray Train worker"
-        pid, node = victim
-        ray_cluster.kill_node(pid)
-        out, err = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    ray_cluster.replace(node)
-    assert proc.returncode == 0, err[-3000:]
+    res = ray_cluster.run_losing_node(args, cwd_data, ready=lambda: epochs_done(run) >= 2, marker="RayTrainWorker",
+                                      what="epoch 2")
+    out, err = res.out, res.err
+    assert res.rc == 0, err[-3000:]
     assert "trained 8 epochs" in out
     lost = [line for line in err.splitlines() if " lost" in line or "failed" in line]
     assert len(lost) == 1 and f"full log: {run}/ray.log" in lost[0], err

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
-
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
@@ -41,20 +39,13 @@ def test_worker_node_killed_during_extract_completes_with_identical_shards(
     ref = ray_cluster.run([*args, "--out", "ref"], cwd)
     assert ref.rc == 0, ref.err[-3000:]
 
-    proc = ray_cluster.start([*args, "--out", "lost"], cwd)
-    try:
-        assert wait_until(lambda: _recorded(cwd / "lost") >= 1, proc, 300, "the first shard"), proc.stderr.read()
-        victim = ray_cluster.raylet_hosting("FeatureActor")  # a worker node running an extraction actor
-        assert victim is not None, "no worker node hosts a FeatureActor"
-        pid, node = victim
-        ray_cluster.kill_node(pid)  # kill -9 of its raylet and every process it started
-        done_at_kill = _recorded(cwd / "lost")
-        out, err = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    ray_cluster.replace(node)
-    assert proc.returncode == 0, err[-3000:]
+    at_kill: list[int] = []
+    res = ray_cluster.run_losing_node([*args, "--out", "lost"], cwd, ready=lambda: _recorded(cwd / "lost") >= 1,
+                                      marker="FeatureActor", what="the first shard",
+                                      on_kill=lambda: at_kill.append(_recorded(cwd / "lost")))
+    out, err = res.out, res.err
+    done_at_kill = at_kill[0]
+    assert res.rc == 0, err[-3000:]
     assert done_at_kill < 6, "the run ended before the node was lost"
     assert "features: 12 rows in 6 shards (6 written, 0 already done)" in out
     assert "Traceback" not in err

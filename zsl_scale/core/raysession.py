@@ -127,8 +127,11 @@ def init_ray(address: str | None = None, cpus: int | None = None, object_store_m
     import ray
 
     if ray.is_initialized():
+        # an earlier call connected without a log file (e.g. asking the cluster where models will run): the
+        # stage's own Ray lines, Python's and the C++ core worker's, still go to its log, not the terminal
         if log_file is not None:
             route_ray_logs(log_file)
+            divert_native_stderr(log_file)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     route_ray_logs(log_file)
