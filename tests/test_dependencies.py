@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import parse_python
+
 ROOT = Path(__file__).resolve().parents[1]
 # Imported behind a guard and deliberately not declared: the paper's ResNet-101 backbone needs a torchvision
 # built for the user's torch (PyPI's does not import beside torch 2.13.0 CPU; docs/features.md).
@@ -33,7 +35,7 @@ def _declared() -> set[str]:
 def _imported() -> set[str]:
     names = set()
     for path in (ROOT / "zsl_scale").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_python(path)):
             if isinstance(node, ast.Import):
                 names |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

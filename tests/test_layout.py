@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import parse_python
+
 PKG = Path(__file__).resolve().parents[1] / "zsl_scale"
 # Lower layers first: a subpackage may import only subpackages listed before it.
 LAYERS = ("core", "datasets", "imagenet", "embeddings", "features", "method", "results", "distributed", "latents",
@@ -30,14 +32,14 @@ def _modules() -> dict[str, Path]:
 
 def _exports(path: Path) -> dict[str, str]:
     """``_EXPORTS`` (public name → module) of a subpackage ``__init__``; ``{}`` if it has none."""
-    for node in ast.parse(path.read_text()).body:
+    for node in parse_python(path).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
             return ast.literal_eval(node.value)
     return {}
 
 
 def _all(path: Path) -> set[str]:
-    for node in ast.parse(path.read_text()).body:
+    for node in parse_python(path).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             return set(ast.literal_eval(node.value))
     return set()
@@ -46,7 +48,7 @@ def _all(path: Path) -> set[str]:
 def _imports(path: Path, modules: dict[str, Path]) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) of every ``zsl_scale`` import in ``path``."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse_python(path)):
         if isinstance(node, ast.Import):
             found += [(a.name, None, node.lineno) for a in node.names if a.name.startswith("zsl_scale")]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zsl_scale") and not node.level:
