@@ -305,8 +305,3 @@ def _run_pipeline(
             store.record(ShardRecord(**record), info)
             progress.advance(info["images"])
     return received
-
-
-# --- reading --------------------------------------------------------------------------------------
-
-
