@@ -142,7 +142,9 @@ def test_resumed_run_after_node_loss_is_bitwise_equal(ray_cluster, cwd_data) -> 
     lost = [line for line in err.splitlines() if " lost" in line or "failed" in line]
     assert len(lost) == 1 and f"full log: {run}/ray.log" in lost[0], err
     checkpoint = int(re.search(r"resuming from checkpoint (\d+) \(attempt 1 of 3\)", lost[0]).group(1))
-    assert 2 <= checkpoint < epochs, lost[0]  # the node died mid-training, after epoch 2
+    # the first epoch's checkpoint (reports come every scale.checkpoint_every_s = 10 s after it, and 8 epochs take
+    # ~2 s): the resumed group recomputes epochs 2.. from it, bit for bit
+    assert 1 <= checkpoint < epochs, lost[0]
     assert "Traceback" not in err and len(err.splitlines()) <= 8, err
     a, b = gather_params(load_final_model(cwd_data / "runs/ref")[0]), gather_params(load_final_model(run)[0])
     np.testing.assert_array_equal(a, b)

@@ -21,7 +21,7 @@ def _ray_entry(config: dict[str, Any]) -> None:
 
     bind_to_driver(config.get("driver"))  # Ray workers are the raylet's children: a heartbeat on the driver
     job: VaeJob = config["job"]
-    vae_worker(job, RayContext(config["run_dir"]))
+    vae_worker(job, RayContext(config["run_dir"], job.cfg.scale.checkpoint_every_s))
 
 
 def _use_gpu(device: str) -> bool:

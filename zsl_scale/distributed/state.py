@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,7 +205,8 @@ class Context(Protocol):
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None: ...
 
-    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None: ...
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any],
+             last: bool = False) -> None: ...
 
 
 @dataclass
@@ -221,7 +223,9 @@ class LocalContext:
         found = checkpoint_dirs(self.run_dir)
         return read_checkpoint_dir(found[-1][1], fingerprint, self.device) if found else None
 
-    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None:
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any],
+             last: bool = False) -> None:
+        """Every epoch: a local checkpoint is a few files written in this process (no controller to wait for)."""
         if self.rank == 0:
             final = self.run_dir / f"checkpoint_epoch_{state['epoch']:04d}"
             tmp = Path(tempfile.mkdtemp(prefix=".tmp_ckpt_", dir=self.run_dir))
@@ -237,16 +241,25 @@ class LocalContext:
 
 
 class RayContext:
-    """Inside a Ray Train worker: checkpoints go through ``ray.train.report`` to the run's storage."""
+    """Inside a Ray Train worker: checkpoints go through ``ray.train.report`` to the run's storage.
 
-    def __init__(self, run_dir: str) -> None:
+    ``ray.train.report`` hands the checkpoint to Ray Train's controller, which takes one report per poll (every
+    2 s); reporting every epoch of a short run therefore stalls every worker on it. So a checkpoint is reported
+    after the first epoch a worker group runs (a resumed run has a fresh checkpoint at once), then when
+    ``every_s`` seconds have passed since the last one, and after the last epoch. A resumed run recomputes the
+    epochs since its checkpoint bit for bit (RNG states are in the checkpoint), so when reports happen never
+    changes the numbers. The live ``losses.csv`` is still written every epoch.
+    """
+
+    def __init__(self, run_dir: str, every_s: float = 0.0) -> None:
         import ray.train
         import ray.train.torch
 
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.device = ray.train.torch.get_device()
-        self.run_dir = run_dir
+        self.run_dir, self.every_s = run_dir, every_s
+        self._last_report: float | None = None
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         import ray.train
@@ -257,16 +270,31 @@ class RayContext:
         with ckpt.as_directory() as d:
             return read_checkpoint_dir(Path(d), fingerprint, self.device)
 
-    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any]) -> None:
+    def _report_now(self, last: bool) -> bool:
+        """Rank 0's clock decides, for every rank: ``report`` must be called by all ranks or by none."""
+        now = time.monotonic()
+        due = last or self._last_report is None or now - self._last_report >= self.every_s
+        if self.world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(due)], dtype=torch.int64, device=self.device)
+            torch.distributed.broadcast(flag, 0)
+            due = bool(flag.item())
+        if due:
+            self._last_report = now
+        return due
+
+    def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any],
+             last: bool = False) -> None:
         import ray.train
 
+        if self.rank == 0 and is_local(self.run_dir):  # live progress beside the checkpoints
+            atomic_write_text(Path(self.run_dir) / LOSS_FILE, loss_csv(state["history"]))
+        if not self._report_now(last):
+            return
         with tempfile.TemporaryDirectory(prefix="zsl_ckpt_") as tmp:
             checkpoint = None
             if self.rank == 0:
                 write_checkpoint_dir(Path(tmp), state, fingerprint)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
-                if is_local(self.run_dir):  # live progress beside the checkpoints
-                    atomic_write_text(Path(self.run_dir) / LOSS_FILE, loss_csv(state["history"]))
             ray.train.report(metrics, checkpoint=checkpoint)
 
 

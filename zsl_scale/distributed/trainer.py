@@ -229,7 +229,7 @@ def _train(job: VaeJob, ctx: Context) -> list[dict[str, Any]]:
                  "history": history, "rng": rng_states(), "model_config": job.model_cfg.model_dump(mode="json"),
                  "config": cfg.model_dump(mode="json"), "wnids": job.classes.wnids,
                  "scaler": job.scaler.to_extra()}
-        ctx.save(state, fingerprint, {"epoch": epoch, "loss": mean[0]})
+        ctx.save(state, fingerprint, {"epoch": epoch, "loss": mean[0]}, last=epoch + 1 == cfg.train.epochs)
     return history
 
 

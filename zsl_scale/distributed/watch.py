@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from zsl_scale.distributed.state import checkpoint_dirs
+
 EVENTS_FILE = ".failures.jsonl"
 SAME_INCIDENT_S = 120.0  # failures this close together are one incident (a lost node fails its workers)
 
@@ -54,6 +56,12 @@ def _epochs_done(run_dir: Path) -> int:
         return 0
 
 
+def _checkpoint_epoch(run_dir: Path) -> int:
+    """The epoch of the newest complete checkpoint in the run folder (0: none, or storage is a URI)."""
+    found = checkpoint_dirs(run_dir)
+    return found[-1][0] if found else 0
+
+
 def _alive_nodes() -> dict[str, str]:
     import ray
 
@@ -84,7 +92,8 @@ class _Watch:
         if time.monotonic() - self.last < SAME_INCIDENT_S:  # a lost node fails its workers too: one line
             return
         self.attempt, self.last = self.attempt + 1, time.monotonic()
-        resume = f"resuming from checkpoint {done}" if done else "restarting from the start"
+        saved = _checkpoint_epoch(self.run_dir)  # checkpoints are reported every few seconds, not every epoch
+        resume = f"resuming from checkpoint {saved}" if saved else "restarting from the start"
         self.say(f"{self.name}: {what} at epoch {done + 1}; {resume} (attempt {self.attempt} of {self.limit}); "
                  f"full log: {self.run_dir / 'ray.log'}")
 
