@@ -256,3 +256,20 @@ def test_class_latents_do_not_depend_on_batch_composition(tmp_path, wide_model, 
         generate_latents(path, sub, LatentOptions(per_class=7, seed=0, shard_rows=7, classes=(w,)),
                          class_embeddings=classes)
         assert _hashes(sub)["part-00000.parquet"] == _hashes(one)[f"part-{i:05d}.parquet"]
+
+
+def test_a_feature_folder_without_extraction_hashes_is_planned_by_its_files(tmp_path, model_path) -> None:
+    """A feature folder not written by ``features extract`` (``write_synthetic``, a user's converter) has no
+    settings or shard hashes in its manifest: it used to end in ``KeyError: 'settings_sha256'``. Its header and
+    files identify it instead, so changing a shard still refuses to resume into the old latents."""
+    from zsl_scale.datasets.synthetic import write_synthetic
+    from zsl_scale.latents.generate import _plan
+
+    feats, _ = write_synthetic(tmp_path / "syn", rows=30, dim=D, classes=3, emb_dim=E, shards=2)
+    mode, units, header = _plan(model_path, LatentOptions(), feats, None)
+    assert mode == "mu" and len(units) == 2 and header["source"]["kind"] == "features"
+    first = header["source"]
+    table = pq.read_table(feats / "part-00001.parquet")
+    pq.write_table(table.slice(0, table.num_rows - 1), feats / "part-00001.parquet")
+    assert _plan(model_path, LatentOptions(), feats, None)[2]["source"]["shards_sha256"] != first["shards_sha256"]
+    assert _plan(model_path, LatentOptions(), feats, None)[2]["source"]["settings_sha256"] == first["settings_sha256"]

@@ -35,6 +35,8 @@ def extract(
     gpus_per_worker: float = typer.Option(1.0, help="GPUs per model actor when the cluster has GPUs"),
     device: str = typer.Option("auto", help="auto (GPU if the cluster has one), cpu or cuda"),
     address: str | None = typer.Option(None, help="An existing Ray cluster (default: $RAY_ADDRESS, else local Ray)"),
+    wait_timeout: float | None = typer.Option(None, help="Seconds to wait for a busy cluster's CPUs/GPUs before "
+                                              "giving up (default: wait, with a line every minute)"),
     overwrite: bool = typer.Option(False, help="Start over even if --out holds shards of other settings"),
     log_interval: float = typer.Option(30.0, help="Seconds between progress lines when not on a terminal"),
 ) -> None:
@@ -62,6 +64,7 @@ def extract(
         gpus_per_worker=gpus_per_worker,
         device=device,  # type: ignore[arg-type]
         address=address,
+        wait_timeout=wait_timeout,
         overwrite=overwrite,
         progress_interval_s=log_interval,
     )

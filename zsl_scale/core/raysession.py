@@ -165,13 +165,14 @@ def _node_capacity(key: str) -> list[float]:
 
 def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float, options: str,
                     wait_timeout: float | None = None, log: Callable[[str], None] = print,
-                    every_s: float = 60.0) -> None:
+                    every_s: float = 60.0, timeout_option: str = "scale.wait_timeout") -> None:
     """Compare what a job asks (``workers`` × CPUs/GPUs each) with the cluster before Ray waits for it.
 
     A request the cluster can never satisfy (more in all than it has, or more per worker than its largest
     node) is one :class:`ConfigError` naming both numbers and ``options`` to change; a request the cluster
     can satisfy but not now prints ``waiting for N CPUs (cluster has M free)`` once every ``every_s`` and
-    gives up after ``wait_timeout`` seconds (None: waits as long as it takes).
+    gives up after ``wait_timeout`` seconds (None: waits as long as it takes; ``timeout_option`` names the
+    option that sets it).
     """
     import ray
 
@@ -198,12 +199,13 @@ def check_resources(workers: int, cpus_per_worker: float, gpus_per_worker: float
         if wait_timeout is not None and waited >= wait_timeout:
             key, need, has = short[0]
             raise DataError(f"waited {waited:.0f} s for {need:g} {key}s (cluster has {has:g} free); "
-                            "the cluster is busy: retry later or raise scale.wait_timeout")
+                            f"the cluster is busy: retry later or raise {timeout_option}")
         if time.monotonic() - last_line >= every_s:
             key, need, has = short[0]
             log(f"waiting for {need:g} {key}s (cluster has {has:g} free)")
             last_line = time.monotonic()
-        time.sleep(min(2.0, every_s))
+        left = float("inf") if wait_timeout is None else wait_timeout - waited
+        time.sleep(max(0.05, min(2.0, every_s, left)))
 
 
 def _visible(paths: dict[str, str]) -> dict[str, bool]:

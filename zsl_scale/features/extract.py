@@ -81,6 +81,7 @@ class ExtractOptions:
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     address: str | None = None
+    wait_timeout: float | None = None  # seconds to wait for a busy cluster's CPUs/GPUs (None: as long as it takes)
     overwrite: bool = False
     progress_interval_s: float = 30.0
 
@@ -109,6 +110,8 @@ class ExtractOptions:
         worker_cpus = 1.0 if self.worker_cpus is None else self.worker_cpus
         if min(self.decode_cpus, self.gpus_per_worker, worker_cpus) <= 0:
             raise ConfigError("decode-cpus, worker-cpus and gpus-per-worker must be > 0")
+        if self.wait_timeout is not None and self.wait_timeout <= 0:
+            raise ConfigError(f"wait-timeout must be > 0 seconds, got {self.wait_timeout:g}")
 
 
 @dataclass
@@ -278,7 +281,8 @@ def _run_pipeline(
     res = _resources(opts)
     res["workers"] = min(res["workers"], len(pending))  # more actors than shards would idle
     check_resources(res["workers"], res["num_cpus"], res["num_gpus"], "--workers or --worker-cpus",
-                    log=lambda line: print(f"features: {line}", file=sys.stderr))
+                    wait_timeout=opts.wait_timeout, log=lambda line: print(f"features: {line}", file=sys.stderr),
+                    timeout_option="--wait-timeout")
     decode_task = None if res["decode_in_actor"] else {
         "num_cpus": opts.decode_cpus,
         "memory": _decode_memory(spec.preprocess, opts.batch_size),  # worker process + the chunk's pixels

@@ -172,8 +172,7 @@ def _plan(
         from zsl_scale.method import load_model_scaler
 
         load_model_scaler(model_path).check_dim(manifest["dim"], f"feature set {features}")
-        header["source"] = {"kind": "features", "settings_sha256": manifest["settings_sha256"],
-                            "shards_sha256": sha256_json([manifest["shards"][p.name]["sha256"] for p in paths])}
+        header["source"] = _feature_source(manifest, paths)
         if opts.per_class is None:
             if opts.classes is not None and "class_counts" in manifest:
                 _select(sorted(manifest["class_counts"]), opts.classes)  # unknown classes are an error
@@ -196,6 +195,19 @@ def _plan(
     if not units:
         raise DataError("nothing to encode: no rows / classes left after --classes")
     return header["mode"], units, header
+
+
+def _feature_source(manifest: dict[str, Any], paths: list[Path]) -> dict[str, Any]:
+    """What identifies a feature set in the latents' header (a changed set must not resume into old latents).
+
+    ``features extract`` records its settings' hash and every shard's sha256; feature folders written another
+    way (``write_synthetic``, a user's own converter) may lack them, so the header's other fields and the shard
+    files themselves are hashed instead.
+    """
+    settings = manifest.get("settings_sha256") or sha256_json(
+        {k: v for k, v in manifest.items() if k not in ("shards", "complete")})
+    shards = [manifest["shards"][p.name].get("sha256") or sha256_file(p) for p in paths]
+    return {"kind": "features", "settings_sha256": settings, "shards_sha256": sha256_json(shards)}
 
 
 def _check_dim(cfg: Any, modality: str, dim: int, what: str) -> None:
