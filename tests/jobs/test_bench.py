@@ -157,6 +157,7 @@ def _run_killed_in_train_then_resumed(cluster, job_file: Path, run: Path, cwd: P
     assert again.rc == 0, again.err[-3000:]
     for text in (err, again.err):
         assert "Traceback" not in text and "(raylet)" not in text and "INFO" not in text, text[-3000:]
+        assert "it/s]" not in text, text[-3000:]  # no third-party tqdm bar (transformers' "Loading weights")
     if killed:  # splits and features were done before the kill; the re-run continues the train stage
         assert "job " in again.out and "stage(s) up to date" in again.out
         ran = again.out.rsplit(": ", 1)[-1].split(", ")

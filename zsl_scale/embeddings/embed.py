@@ -189,9 +189,13 @@ def sentence_encoder(model: TextModel, batch_size: int = 64, device: str = "auto
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
     from zsl_scale.core import resolve_device
 
+    # transformers draws a "Loading weights" tqdm bar on stderr (also when it is a job's log, not a terminal);
+    # the embeddings stage prints its own progress lines
+    hf_logging.disable_progress_bar()
     st = SentenceTransformer(str(model.path), device=str(resolve_device(device)))
 
     def encode(texts: list[str]) -> np.ndarray:
