@@ -300,3 +300,22 @@ def test_paper_job_uses_xian_splits() -> None:
     (splits,) = [s for s in spec.stages if s.name == "splits"]
     assert splits.config["splits"] == [f"xian2018/{n}" for n in
                                        ("2H", "3H", "M500", "M1K", "M5K", "L500", "L1K", "L5K", "All")]
+
+
+def test_shipped_sample_jobs_score_2h_as_distractors() -> None:
+    """The jobs that read ``shared:imagenet-samples`` (1,000 images of the 1K classes, none of a 2H class) must say
+    ``split_images: distractors`` (or restrict the split to a universe): otherwise the score stage refuses the split
+    after every earlier stage ran (jobs/demo.yaml did, under ``ray job submit``, 2026-12-06)."""
+    root = Path(__file__).resolve().parents[2] / "jobs"
+    checked = []
+    for path in sorted(root.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict) or "stages" not in data:
+            continue
+        stages = {st["name"]: st.get("config") or {} for st in data["stages"]}
+        if stages.get("features", {}).get("source") != "shared:imagenet-samples":
+            continue
+        splits = stages["splits"]
+        assert splits.get("split_images") == "distractors" or splits.get("universe"), path.name
+        checked.append(path.name)
+    assert checked == ["demo.yaml", "imagenet-samples.yaml"]
