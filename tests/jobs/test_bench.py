@@ -160,6 +160,7 @@ def _run_killed_in_train_then_resumed(cluster, job_file: Path, run: Path, cwd: P
         assert "it/s]" not in text, text[-3000:]  # no third-party tqdm bar (transformers' "Loading weights")
     if killed:  # splits and features were done before the kill; the re-run continues the train stage
         assert "job " in again.out and "stage(s) up to date" in again.out
+        assert "vae: resuming at epoch " in again.err, again.err[-3000:]  # from the checkpoint of epoch ≥ 1
         ran = again.out.rsplit(": ", 1)[-1].split(", ")
         assert ran[0] == "train" and len(ran) < stages, again.out
 

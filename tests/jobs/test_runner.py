@@ -234,7 +234,7 @@ def _assert_reproduces(run: Path, path: Path, reference: Path) -> None:
 
 def _prediction_files_reproduce_the_stages(run: Path) -> None:
     """Test outputs on the real 2H split as prediction files give the job's own numbers exactly: ESZSL's (the
-    methods stage; S = U = 0 here, every image on one unseen class) and CADA-VAE's (the score stage: S 76.2,
+    methods stage; S = U = 0 here, every image on one unseen class) and CADA-VAE's (the score stage: S 75.2,
     U 1.0 on 2026-12-06), each as its top-5 wnids."""
     import numpy as np
     import torch
@@ -319,3 +319,35 @@ def test_shipped_sample_jobs_score_2h_as_distractors() -> None:
         assert splits.get("split_images") == "distractors" or splits.get("universe"), path.name
         checked.append(path.name)
     assert checked == ["demo.yaml", "imagenet-samples.yaml"]
+
+
+def test_stages_run_from_the_work_folder_not_a_working_folder_that_vanishes(tmp_path: Path, monkeypatch) -> None:
+    """A ``ray job submit`` driver starts in Ray's unpacked ``working_dir``, which Ray deleted mid-job once the
+    features stage's workers exited; the next stage's ``import torch._dynamo`` then called ``os.getcwd()`` and the
+    job died with a bare ``FileNotFoundError`` (seen with jobs/ray_submit.sh, 2026-12-06). Stages now run from the
+    job's work folder."""
+    import os
+    import shutil
+
+    gone = tmp_path / "ray-working-dir"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    seen: list[str] = []
+
+    @register_stage("splits")
+    def _vanish(ctx):
+        shutil.rmtree(gone)  # what Ray's runtime-env agent did to the driver's working folder
+        out = ctx.out_dir / "classes.txt"
+        out.write_text("c0")
+        return [out]
+
+    @register_stage("train")
+    def _needs_cwd(ctx):
+        seen.append(os.getcwd())  # raised FileNotFoundError before
+        (ctx.out_dir / "model.txt").write_text("ok")
+        return [ctx.out_dir / "model.txt"]
+
+    spec = JobSpec.model_validate({"name": "t", "workdir": str(tmp_path / "w"), "stages": [
+        {"name": "splits", "config": {}}, {"name": "train", "config": {}}]})
+    out = run_job(spec, tmp_path, log=lambda s: None)
+    assert actions(out) == ["run", "run"] and seen == [str(tmp_path / "w")]

@@ -61,6 +61,7 @@ _EXPORTS = {
     "target_device": "precision",
     "torch_threads": "device",
     "validation_message": "config",
+    "working_directory": "paths",
     "vector_array": "shards",
     "parquet_options": "shards",
     "precision_header": "precision",
@@ -126,6 +127,7 @@ __all__ = [
     "vector_array",
     "vectors",
     "worker_user_error",
+    "working_directory",
     "write_shard_file",
     "yaml_error_line",
 ]
@@ -158,7 +160,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
         sha256_file,
         sha256_json,
     )
-    from zsl_scale.core.paths import PACKAGE_DATA, PACKAGE_ROOT, cache_dir, shared_data_dir
+    from zsl_scale.core.paths import PACKAGE_DATA, PACKAGE_ROOT, cache_dir, shared_data_dir, working_directory
     from zsl_scale.core.precision import (
         InferencePrecision,
         check_resume_precision,

@@ -286,16 +286,15 @@ class RayContext:
              last: bool = False) -> None:
         import ray.train
 
-        if self.rank == 0 and is_local(self.run_dir):  # live progress beside the checkpoints
+        if self._report_now(last):
+            with tempfile.TemporaryDirectory(prefix="zsl_ckpt_") as tmp:
+                checkpoint = None
+                if self.rank == 0:
+                    write_checkpoint_dir(Path(tmp), state, fingerprint)
+                    checkpoint = ray.train.Checkpoint.from_directory(tmp)
+                ray.train.report(metrics, checkpoint=checkpoint)  # returns once the checkpoint is in storage
+        if self.rank == 0 and is_local(self.run_dir):  # live progress, written after any checkpoint of its epoch
             atomic_write_text(Path(self.run_dir) / LOSS_FILE, loss_csv(state["history"]))
-        if not self._report_now(last):
-            return
-        with tempfile.TemporaryDirectory(prefix="zsl_ckpt_") as tmp:
-            checkpoint = None
-            if self.rank == 0:
-                write_checkpoint_dir(Path(tmp), state, fingerprint)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def finish_run(run_dir: Path, history: list[dict[str, Any]], summary: dict[str, Any]) -> None:

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsl_scale.core import ConfigError, DataError, atomic_write_json, output_lock, sha256_file, sha256_json
+from zsl_scale.core import (
+    ConfigError,
+    DataError,
+    atomic_write_json,
+    output_lock,
+    sha256_file,
+    sha256_json,
+    working_directory,
+)
 from zsl_scale.jobs import stages as _builtin_stages  # noqa: F401 - registers the built-in stage runners
 from zsl_scale.jobs.registry import (
     JOB_SCHEMA,
@@ -113,7 +121,9 @@ def run_job(job: JobSpec, job_dir: Path, workdir: str | Path | None = None, forc
     validate_job(job, job_dir, root)
     if dry_run:
         return _run_stages(job, root, job_dir, force, True, log)
-    with output_lock(root, "work folder"):  # one writer per work folder; checked before any stage runs
+    # one writer per work folder (checked before any stage runs); the stages run from it, not from a working
+    # folder that may vanish under a `ray job submit` driver (core.working_directory)
+    with output_lock(root, "work folder"), working_directory(root):
         return _run_stages(job, root, job_dir, force, False, log)
 
 
