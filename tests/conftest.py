@@ -191,6 +191,18 @@ class RayCluster:
                 continue
         return None
 
+    def worker_processes(self) -> list[Any]:
+        """Every process the nodes' raylets started (Ray workers and actors), head included."""
+        import psutil
+        from ray._private import ray_constants
+
+        found = []
+        for node in [self.cluster.head_node, *self.cluster.worker_nodes]:
+            with contextlib.suppress(Exception):
+                raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+                found += psutil.Process(raylet).children(recursive=True)
+        return found
+
     def kill_node(self, raylet_pid: int) -> None:
         """``kill -9`` a worker node: its raylet and every process it started (as when the machine dies)."""
         import psutil
@@ -257,12 +269,17 @@ def ray_cluster() -> Iterator[RayCluster]:
     record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # Cluster writes its address there
     record.parent.mkdir(exist_ok=True)
     cluster, node_args, temp = _start_cluster()
+    handle = RayCluster(cluster, node_args)
     try:
-        yield RayCluster(cluster, node_args)
+        yield handle
     finally:
         if ray.is_initialized():
             ray.shutdown()
+        workers = handle.worker_processes()  # Ray workers renamed themselves (ray::…): found by parent, not name
         cluster.shutdown()
+        for proc in workers:  # a worker of a killed driver outlived its raylet once (a TrainController, minutes)
+            with contextlib.suppress(Exception):
+                proc.kill()
         _kill_processes_under(temp)  # a replaced node's leftovers, if any
         record.unlink(missing_ok=True)  # not left to point the next `ray.init()` at a dead cluster
         shutil.rmtree(temp, ignore_errors=True)
