@@ -10,7 +10,7 @@ import pytest
 
 from zsl_scale.core.errors import ConfigError
 from zsl_scale.jobs import JobSpec
-from zsl_scale.jobs.bench import subset_images
+from zsl_scale.jobs.small import subset_images
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = [  # the paper's config on a shortened schedule (warm-ups scaled to 60 epochs, docs/jobs.md "flo")
@@ -70,15 +70,15 @@ def test_local_runner_with_two_workers_is_refused(tmp_path: Path) -> None:
 
 
 def _latents_only(spec: JobSpec, tmp_path: Path) -> None:
-    from zsl_scale.jobs import bench_eval
     from zsl_scale.jobs.registry import StageContext
+    from zsl_scale.jobs.stages import run_latents
 
     splits = tmp_path / "splits"
     splits.mkdir()
     ctx = StageContext(spec, spec.stages[5], tmp_path / "latents", tmp_path,
                        {"splits": {"name": "splits", "kind": "splits", "out_dir": str(splits),
                                    "config": {"benchmark": "x"}}})
-    bench_eval.run_bench_latents(ctx)
+    run_latents(ctx)
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_scale_path_flo_subset_agrees_with_reference(flo_dir: Path, ray_cluster,
     ≤ 1.7 over 4 seeds), and the job's test latents are the VAE's μ of the features.
     """
     from zsl_scale.features import compare_with_mat, xlsa17_images
-    from zsl_scale.jobs.bench_compare import compare
+    from zsl_scale.jobs.small_compare import compare
     from zsl_scale.results.schema import read_result
 
     run = tmp_path / "run"
@@ -177,7 +177,7 @@ def _methods_stage_is_the_reference(run: Path) -> None:
     import torch
 
     from zsl_scale.core import RunConfig
-    from zsl_scale.jobs.bench import job_benchmark
+    from zsl_scale.jobs.small import job_benchmark
     from zsl_scale.methods import get_method
     from zsl_scale.protocol import evaluate_method
     from zsl_scale.results.schema import read_result

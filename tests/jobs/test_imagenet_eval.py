@@ -35,7 +35,7 @@ def _latents(out: Path, dim: int = 2) -> Path:
     table = pa.table({"image_id": [f"i{i}" for i in range(len(IMAGES))], "wnid": [w for w, _ in IMAGES],
                       "latent": pa.FixedSizeListArray.from_arrays(pa.array(lat.ravel()), dim)})
     atomic_write_parquet(out / "part-00000.parquet", table)
-    atomic_write_json(out / "manifest.json", {"kind": "latents", "complete": True,
+    atomic_write_json(out / "manifest.json", {"schema_version": 1, "kind": "latents", "complete": True,
                                               "shards": {"part-00000.parquet": {"rows": len(IMAGES)}}})
     return out
 

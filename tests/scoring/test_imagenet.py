@@ -51,7 +51,8 @@ def fake_upstream(monkeypatch):
         table = pa.table({"image_id": [f"i{i}" for i in range(len(rows))], "wnid": [w for w, _ in rows],
                           "latent": pa.FixedSizeListArray.from_arrays(pa.array(lat.ravel()), 2)})
         atomic_write_parquet(ctx.out_dir / "test" / "00000.parquet", table)
-        atomic_write_json(ctx.out_dir / "test" / "manifest.json", {"shards": {"00000.parquet": {}}})
+        atomic_write_json(ctx.out_dir / "test" / "manifest.json", {"schema_version": 1, "kind": "latents",
+                                                                    "complete": True, "shards": {"00000.parquet": {}}})
         return [ctx.out_dir / "classifier.pt"]
 
 

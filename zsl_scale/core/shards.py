@@ -226,6 +226,55 @@ def shard_paths(
     return [Path(directory) / name for name in sorted(manifest["shards"])]
 
 
+def shard_files(directory: str | os.PathLike[str], kind: str | None = None) -> list[Path]:
+    """The shards of a complete folder, as its manifest lists them: the one way a stage opens a shard folder.
+
+    Refused with a one-line :class:`DataError`: no manifest (not a shard folder, or its job never started),
+    a manifest of another kind, an incomplete set (the job was interrupted), or a listed shard that is
+    missing or not the size the manifest recorded (the folder was damaged after it finished).
+    """
+    manifest = read_manifest(directory, kind)
+    paths = shard_paths(directory, manifest)
+    for path in paths:
+        entry = manifest["shards"][path.name]
+        if not path.is_file() or ("bytes" in entry and path.stat().st_size != entry["bytes"]):
+            raise DataError(f"{directory}: shard {path.name} listed in its manifest is missing or damaged; "
+                            "re-run the stage that wrote it")
+    return paths
+
+
+def filter_shards(files: Sequence[Path], column: str, keep: set[str], out_dir: str | os.PathLike[str]) -> Path | None:
+    """A shard folder of the rows of ``files`` whose ``column`` is in ``keep`` (a manifest-tracked set, one
+    shard per source shard, in order); ``None`` when every row is kept (read the source itself).
+
+    One source shard in memory at a time. Each kept table is written with the default parquet writer, as a
+    plain copy would be, so its row groups and hence the trainer's blocks and batches follow the source rows.
+    """
+    import pyarrow.compute as pc
+
+    values = pa.array(sorted(keep), pa.string())
+    if all(pc.all(pc.is_in(pq.read_table(f, columns=[column]).column(column), value_set=values)).as_py()
+           for f in files):
+        return None
+    out = Path(out_dir)
+    header = {"filtered": {"column": column, "keep_sha256": sha256_json(sorted(keep)),
+                           "source": [str(f) for f in files]}}
+    store = ShardStore(out, "features", header, len(files)).open(overwrite=True)
+    for index, path in enumerate(files):
+        table = pq.read_table(path)
+        table = table.filter(pc.is_in(table.column(column), value_set=values))
+        target = atomic_write_parquet(out / shard_name(index), table)
+        store.record(ShardRecord(index=index, rows=table.num_rows, bytes=target.stat().st_size,
+                                 sha256=sha256_file(target)), {})
+    store.finish({})
+    return out
+
+
+def unlisted_shards(directory: str | os.PathLike[str]) -> list[Path]:
+    """The parquet files of a folder without a manifest (a user's own feature set), in name order."""
+    return sorted(Path(directory).glob("*.parquet"))
+
+
 def iter_batches(
     directory: str | os.PathLike[str],
     columns: Sequence[str] | None = None,

@@ -15,7 +15,6 @@ gradients up to float summation order).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from zsl_scale.core import DataError
+from zsl_scale.core import DataError, shard_files, unlisted_shards
 
 FEATURE_COLUMNS = ("image_id", "wnid", "feature")
 
@@ -73,23 +72,16 @@ class FeatureSource:
         return {"files": [p.name for p in self.files], "rows": self.row_groups, "dim": self.dim}
 
 
-def _shard_files(directory: Path) -> list[Path]:
-    """Shards listed by ``manifest.json`` when there is one (so stray files are ignored), else ``*.parquet``."""
-    manifest = directory / "manifest.json"
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {manifest}: {exc}") from exc
-        if data.get("complete") is False:
-            raise DataError(f"{directory} is incomplete (its feature job was interrupted): re-run it to finish")
-        names = sorted(data.get("shards") or {})
-        if names:
-            return [directory / n for n in names]
-    return sorted(directory.glob("*.parquet"))
+def _shard_files(directory: Path, require_manifest: bool) -> list[Path]:
+    """Shards listed by ``manifest.json`` (complete, each present: :func:`zsl_scale.core.shard_files`); a
+    folder without one (a user's own feature set) is read as its ``*.parquet`` files unless
+    ``require_manifest`` (a job stage's output always has one)."""
+    if (directory / "manifest.json").is_file() or require_manifest:
+        return shard_files(directory)
+    return unlisted_shards(directory)
 
 
-def open_features(directory: str | Path, scan_classes: bool = True) -> FeatureSource:
+def open_features(directory: str | Path, scan_classes: bool = True, require_manifest: bool = False) -> FeatureSource:
     """Validate a feature folder's schema across all shards and (optionally) count rows per class.
 
     Raises :class:`DataError` for a missing folder, no shards, missing columns, a non-vector feature
@@ -98,7 +90,7 @@ def open_features(directory: str | Path, scan_classes: bool = True) -> FeatureSo
     directory = Path(directory).resolve()  # absolute on the driver: a Ray worker's working folder is another
     if not directory.is_dir():
         raise DataError(f"feature folder not found: {directory}")
-    files = _shard_files(directory)
+    files = _shard_files(directory, require_manifest)
     if not files:
         raise DataError(f"no parquet feature shards in {directory}")
     dim, dtype, first = None, None, None

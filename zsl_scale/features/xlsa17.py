@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl_scale.core import DataError, atomic_write_text
+from zsl_scale.core import DataError, atomic_write_text, shard_files
 
 __all__ = ["BenchImage", "compare_with_mat", "image_list_text", "write_image_list", "xlsa17_images"]
 
@@ -95,9 +95,7 @@ def compare_with_mat(shards: str | Path, mat_path: str | Path, images: list[Benc
 
     ref = _mat(Path(mat_path))["features"]  # [D, N], xlsa17 layout
     row_of = {im.image_id(prefix): im.row for im in images}
-    files = sorted(Path(shards).glob("*.parquet"))
-    if not files:
-        raise DataError(f"no feature shards in {shards}")
+    files = shard_files(shards, "features")
     cos = []
     for f in files:
         t = pq.read_table(f, columns=["image_id", "feature"])

@@ -75,7 +75,7 @@ def load_training(feature_dir: Path, train: list[str], label_space: list[str],
     from zsl_scale.distributed import open_features
     from zsl_scale.scoring import iter_parquet_batches
 
-    source = open_features(feature_dir, scan_classes=False)
+    source = open_features(feature_dir, scan_classes=False, require_manifest=True)
     pos = {w: i for i, w in enumerate(label_space)}
     to_space = np.array([pos[w] for w in train], np.int64)
     xs, ys = [], []
@@ -144,13 +144,13 @@ def _common_inputs(ctx: StageContext, classes: dict[str, Any], splits_dir: Path,
                    groups: dict[str, str], manifests: dict[str, str]) -> dict[str, Any]:
     """The :class:`zsl_scale.scoring.ScoreInputs` fields every method shares."""
     from zsl_scale.distributed import open_features
+    from zsl_scale.results import job_chain_sha256
     from zsl_scale.scoring import split_manifest_hashes
 
-    chain = {name: {"kind": rec["kind"], "config": rec.get("config", {}), "hash": rec["hash"]}
-             for name, rec in ctx.upstream.items()}
-    chain[ctx.spec.name] = {"kind": ctx.spec.kind, "config": ctx.spec.config}
-    return {"classes": classes, "query_shards": open_features(test_dir, scan_classes=False).files,
-            "groups": groups, "config": {"job": ctx.job.name, "stages": chain}, "manifests": manifests,
+    queries = open_features(test_dir, scan_classes=False, require_manifest=True).files
+    return {"classes": classes, "query_shards": queries,
+            "groups": groups, "config": ctx.chain_config(),
+            "manifests": {**manifests, "job": job_chain_sha256(ctx.upstream)},
             "split_manifests": split_manifest_hashes(splits_dir, classes["splits"]), "query_column": "feature"}
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, DataError, capture
-from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.core import ConfigError, DataError
+from zsl_scale.results import Metrics, build_record, write_result
 from zsl_scale.scoring import (
     ScoreSettings,
     accumulate,
@@ -78,7 +78,8 @@ def score_prediction_file(path: Path, run: Path, settings: ScoreSettings, out: P
     pred = read_predictions(path)
     what = f"splits {', '.join(names)} of {run}"
     check_classes(pred, universe, what)
-    ids, wnids = test_images(open_features(Path(records["features"]["out_dir"]) / "shards", scan_classes=False).files)
+    ids, wnids = test_images(open_features(Path(records["features"]["out_dir"]) / "shards", scan_classes=False,
+                                             require_manifest=True).files)
     keep = [i for i, w in enumerate(wnids) if w in set(universe)]
     others = set(ids) - {ids[i] for i in keep}
     stray = [i for i in pred.image_ids if i in others]
@@ -106,12 +107,12 @@ def score_prediction_file(path: Path, run: Path, settings: ScoreSettings, out: P
         metrics = gzsl_metrics(acc, ids_only, seen=classes["train"], unseen=unseen, groups=groups)
         config: dict[str, Any] = {"command": "zsl-scale imagenet evaluate --predictions", "run": str(run.resolve()),
                                   "predictions": pred.provenance()}
-        rec = ResultRecord(
+        rec = build_record(
             dataset=settings.dataset, split=name, method=pred.method if settings.method == "CADA-VAE"
             else settings.method, seed=settings.seed, selection="external",
             selection_source=pred.selection_source(), metrics=Metrics(**metrics), config=config,
             manifests={**manifests, **({f"split:{name}": split_hashes[name]} if name in split_hashes else {})},
-            seeds={"score": settings.seed}, provenance=capture("cpu"),
+            seeds={"score": settings.seed}, device="cpu",
             extra={"search_space": len(space), "images": int(acc.totals.sum()), "seen_classes": len(classes["seen"]),
                    "heldout_classes": len(classes["heldout"]), "split_classes": len(classes["splits"][name]),
                    "predictions": pred.provenance(), "notes": settings.notes,

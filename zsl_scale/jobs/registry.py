@@ -53,6 +53,12 @@ class JobSpec(BaseModel):
     description: str = ""
     stages: list[StageSpec]
 
+    @property
+    def small_dataset(self) -> bool:
+        """A job on a small dataset (an xlsa17 split): its splits stage names a ``benchmark``; else an
+        ImageNet-style job (:mod:`zsl_scale.jobs.dataset`)."""
+        return any(s.kind == "splits" and isinstance(s.config, dict) and "benchmark" in s.config for s in self.stages)
+
 
 @dataclass
 class StageContext:
@@ -95,6 +101,14 @@ class StageContext:
             if rec["kind"] == kind:
                 return rec
         raise ConfigError(f"stage {self.spec.name!r} needs an earlier {kind!r} stage in job {self.job.name!r}")
+
+    def chain_config(self) -> dict[str, Any]:
+        """The job's stages up to this one, as an ImageNet results file's ``config`` records them: each earlier
+        stage's kind, config and hash, and this stage's kind and config."""
+        stages = {name: {"kind": rec["kind"], "config": rec.get("config", {}), "hash": rec["hash"]}
+                  for name, rec in self.upstream.items()}
+        stages[self.spec.name] = {"kind": self.spec.kind, "config": self.spec.config}
+        return {"job": self.job.name, "stages": stages}
 
     def finished_part(self, name: str) -> list[Path] | None:
         """The outputs :meth:`mark_part` recorded for part ``name`` of this stage, if they all still exist.

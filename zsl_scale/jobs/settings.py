@@ -282,19 +282,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def is_benchmark_job(ctx: Any) -> bool:
-    """True when the job's splits stage was a small-benchmark one (``benchmark`` in its config)."""
-    try:
-        rec = ctx.upstream_of_kind("splits")
-    except ConfigError:
-        return False
-    return "benchmark" in rec.get("config", {})
-
-
 def settings_of(ctx: Any) -> Any:
     """The settings of the stage ``ctx`` runs (a model instance; the config mapping for a plug-in kind)."""
-    benchmark = is_benchmark_job(ctx) or (ctx.spec.kind == "splits" and "benchmark" in ctx.config)
-    return parse_settings(ctx.spec.kind, ctx.spec.name, ctx.config, benchmark)
+    return parse_settings(ctx.spec.kind, ctx.spec.name, ctx.config, ctx.job.small_dataset)
 
 
 def input_fields(settings: BaseModel) -> list[tuple[str, str, Any]]:

@@ -1,7 +1,7 @@
 """The train stage's common part: the distributed trainer under the chosen runner, then ``vae.pt``.
 
-Shared by the ImageNet train stage (:mod:`zsl_scale.jobs.stages`) and the small-benchmark one
-(:mod:`zsl_scale.jobs.bench_eval`), which differ only in which features and settings they pass.
+The train stage (:mod:`zsl_scale.jobs.stages`) calls it for either kind of job; the dataset adapter
+(:mod:`zsl_scale.jobs.dataset`) decides which features and settings it passes.
 """
 
 from __future__ import annotations

@@ -38,11 +38,6 @@ NEEDS: dict[bool, dict[str, tuple[str, ...]]] = {
 STAGE_NAME_KEYS = {"features": "features"}
 
 
-def is_benchmark(job: JobSpec) -> bool:
-    """A small-benchmark job: its splits stage names a ``benchmark`` (see :mod:`zsl_scale.jobs.bench`)."""
-    return any(s.kind == "splits" and isinstance(s.config, dict) and "benchmark" in s.config for s in job.stages)
-
-
 def validate_job(job: JobSpec, job_dir: Path, workdir: Path | None = None) -> dict[str, Any]:
     """Check ``job`` whole (see module doc); returns each stage's parsed settings by stage name.
 
@@ -53,7 +48,7 @@ def validate_job(job: JobSpec, job_dir: Path, workdir: Path | None = None) -> di
     check_order(job)
     if workdir is not None and workdir.exists() and not workdir.is_dir():
         raise DataError(f"work folder {workdir} is a file, not a folder")
-    benchmark = is_benchmark(job)
+    benchmark = job.small_dataset
     if not benchmark and any(s.kind == "validation" for s in job.stages):
         stage = next(s for s in job.stages if s.kind == "validation")
         raise ConfigError(f"stage {stage.name!r}: a validation stage needs a benchmark splits stage "
@@ -110,10 +105,10 @@ def _check_nested(spec: StageSpec, settings: Any, benchmark: bool) -> None:
         key = "scale" if benchmark else "job" if spec.kind == "train" else "classifier"
         raise ConfigError(f"{where}: {key}: {validation_message(exc)}") from None
     if spec.kind == "methods":
-        from zsl_scale.jobs import bench_methods, imagenet_methods
+        from zsl_scale.jobs import imagenet_methods, small_methods
 
         if benchmark:
-            bench_methods.method_names(spec.name, settings.methods)
+            small_methods.method_names(spec.name, settings.methods)
         else:
             imagenet_methods.check_methods(spec.name, settings.methods)
 

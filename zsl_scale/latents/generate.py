@@ -53,7 +53,7 @@ from zsl_scale.core import (
     resolve_precision,
     sha256_file,
     sha256_json,
-    shard_paths,
+    shard_files,
     target_device,
 )
 from zsl_scale.features import read_feature_manifest
@@ -166,8 +166,8 @@ def _plan(
         "shard_rows": opts.shard_rows,
     }
     if features is not None:
+        paths = shard_files(features, "features")
         manifest = read_feature_manifest(features)
-        paths = shard_paths(features, manifest)
         _check_dim(cfg, "image", manifest["dim"], f"feature set {features}")
         from zsl_scale.method import load_model_scaler
 

@@ -11,7 +11,7 @@ _EXPORTS = {
     "evaluate_settings": "evaluate",
     "fit_selected": "methods",
     "make_phase": "phases",
-    "method_provenance": "methods",
+    "plugin_provenance": "methods",
     "render_report": "runs",
     "run_method": "methods",
     "run_benchmark": "runs",
@@ -25,7 +25,7 @@ __all__ = [
     "evaluate_settings",
     "fit_selected",
     "make_phase",
-    "method_provenance",
+    "plugin_provenance",
     "render_report",
     "run_benchmark",
     "run_method",
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # static analysers see the names; at run time they load on fi
     from zsl_scale.protocol.methods import (
         evaluate_method,
         fit_selected,
-        method_provenance,
+        plugin_provenance,
         run_method,
     )
     from zsl_scale.protocol.phases import make_phase

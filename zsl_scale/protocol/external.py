@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl_scale.core import RunConfig, atomic_write_text, capture, dump_config, sha256_json
+from zsl_scale.core import RunConfig, atomic_write_text, dump_config
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.protocol.methods import Log, phase_metrics
 from zsl_scale.protocol.phases import make_phase
-from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.results import Metrics, ResultRecord, benchmark_manifest, build_record, write_result
 from zsl_scale.scoring import (
     accumulate,
     check_classes,
@@ -62,12 +62,11 @@ def run_predictions(path: Path, cfg: RunConfig, out_dir: str | Path, log: Log = 
                       per_class={bench.class_names[c]: 100 * v for c, v in per_class.items()})
     config = {**cfg.model_dump(mode="json"), "predictions": {"path": str(Path(path).resolve()), "format": pred.kind}}
     atomic_write_text(out / "config_predictions.yaml", dump_config(cfg))
-    rec = ResultRecord(
+    rec = build_record(
         dataset=bench.name, split="xlsa17", method=pred.method, seed=cfg.seed, setting="gzsl",
         selection="external", selection_source=pred.selection_source(), metrics=metrics,
-        config=config, manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info),
-                                  "predictions": pred.sha256},
-        seeds={"phases": cfg.seed}, provenance=capture("cpu"),
+        config=config, manifests={"benchmark": benchmark_manifest(bench.info), "predictions": pred.sha256},
+        seeds={"phases": cfg.seed}, device="cpu",
         extra={"shots": 0, "predictions": pred.provenance(), "images": len(rows), "search_space": len(space)})
     written = write_result(rec, out / "results")
     log(f"[{pred.method} gzsl, external] S {metrics.S:.1f}  U {metrics.U:.1f}  H {metrics.H:.1f}  "

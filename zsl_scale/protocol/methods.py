@@ -25,17 +25,15 @@ import torch
 from zsl_scale.core import (
     RunConfig,
     atomic_write_text,
-    capture,
     dump_config,
     resolve_device,
-    sha256_json,
     torch_threads,
 )
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.method import FeatureScaler
 from zsl_scale.methods import Fitted, MethodSpec, TrainData, predict, scores
 from zsl_scale.protocol.phases import Phase, make_phase, setting_name
-from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.results import Metrics, ResultRecord, benchmark_manifest, build_record, write_result
 from zsl_scale.scoring import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
 
 Log = Callable[[str], None]
@@ -195,9 +193,9 @@ def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, de
     return metrics, sel
 
 
-def method_provenance(spec: MethodSpec, device: torch.device | str, full: bool = True) -> dict[str, Any]:
-    """:func:`zsl_scale.core.capture` plus, for a plugin, where it came from (``method_plugin``)."""
-    return {**capture(device, full=full), **({"method_plugin": dict(spec.origin)} if spec.origin else {})}
+def plugin_provenance(spec: MethodSpec) -> dict[str, Any]:
+    """What a results file adds to its provenance for a plug-in method: where it came from (``method_plugin``)."""
+    return {"method_plugin": dict(spec.origin)} if spec.origin else {}
 
 
 def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
@@ -216,12 +214,12 @@ def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log =
         m, sel = evaluate_method(spec, bench, cfg, shots, device, log, state_dir=out / "state" / spec.name)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         config = {**cfg.model_dump(mode="json"), "method": {"name": spec.name, "grid": spec.grid}}
-        rec = ResultRecord(
+        rec = build_record(
             dataset=bench.name, split="xlsa17", method=spec.display, seed=cfg.seed, setting=setting_name(shots),
             selection="validation", selection_source=f"validation ({cfg.eval.val_folds} class fold(s), grid search)",
             metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
-            config=config, manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info)},
-            seeds={"method": cfg.seed, "phases": cfg.seed}, provenance=method_provenance(spec, device),
+            config=config, manifests={"benchmark": benchmark_manifest(bench.info)},
+            seeds={"method": cfg.seed, "phases": cfg.seed}, device=device, provenance=plugin_provenance(spec),
             extra={"shots": shots, "selection": sel, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                    "method": spec.name,
                    "kind": spec.kind, "reference": spec.reference})

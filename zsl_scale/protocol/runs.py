@@ -26,16 +26,14 @@ from zsl_scale.core import (
     RunConfig,
     atomic_write_json,
     atomic_write_text,
-    capture,
     claim_config,
     dump_config,
     resolve_device,
     sha256_file,
-    sha256_json,
 )
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.protocol.evaluate import Progress, Selector, SettingResult, evaluate_settings, load_trained
-from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
+from zsl_scale.results import Metrics, ResultRecord, benchmark_manifest, build_record, read_result, write_result
 
 METHOD_NAMES = {"cada": "CADA-VAE", "ca": "CA-VAE", "da": "DA-VAE", "vae": "VAE"}
 Log = Callable[[str], None]
@@ -109,8 +107,7 @@ def _selector(cfg: RunConfig, dataset: str) -> Selector:
 
 def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> ResultRecord:
     m = res.metrics
-    config = cfg.model_dump(mode="json")
-    return ResultRecord(
+    return build_record(
         dataset=bench.name,
         split="xlsa17",
         method=METHOD_NAMES[cfg.train.variant],
@@ -119,11 +116,10 @@ def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> Res
         selection=selection_of(res.selection),
         selection_source=str(res.selection.get("source", "")),
         metrics=Metrics(S=m["S"], U=m["U"], H=m["H"], zsl=m["zsl"], per_class=m["per_class"]),
-        config=config,
-        config_sha256=sha256_json(config),
-        manifests={"benchmark": sha256_json(bench.info.get("files_sha256") or bench.info)},  # bytes of every file
+        config=cfg.model_dump(mode="json"),
+        manifests={"benchmark": benchmark_manifest(bench.info)},  # bytes of every file
         seeds={"vae": cfg.seed, "sampling": cfg.seed + 1, "classifier": cfg.seed + 2, "zsl_classifier": cfg.seed + 3},
-        provenance=capture(device),
+        device=device,
         extra={"shots": res.shots, "selection": res.selection, "seconds": round(res.seconds, 1),
                "vae_epochs": cfg.train.epochs, "final_vae_loss": res.vae_history[-1]["loss"], **res.diagnostics},
     )

@@ -9,6 +9,9 @@ from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
     "SELECTIONS": "schema",
+    "benchmark_manifest": "build",
+    "build_record": "build",
+    "job_chain_sha256": "build",
     "Selection": "schema",
     "Metrics": "schema",
     "ResultRecord": "schema",
@@ -20,10 +23,14 @@ __all__ = [
     "Metrics",
     "ResultRecord",
     "Selection",
+    "benchmark_manifest",
+    "build_record",
+    "job_chain_sha256",
     "read_result",
     "write_result",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
+    from zsl_scale.results.build import benchmark_manifest, build_record, job_chain_sha256
     from zsl_scale.results.schema import SELECTIONS, Metrics, ResultRecord, Selection, read_result, write_result

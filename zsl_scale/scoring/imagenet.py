@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from zsl_scale.core import ConfigError, DataError, capture, load_torch_file, read_text_file, sha256_file
-from zsl_scale.results import Metrics, ResultRecord, write_result
+from zsl_scale.core import ConfigError, DataError, load_torch_file, read_text_file, sha256_file, shard_files
+from zsl_scale.results import Metrics, build_record, write_result
 from zsl_scale.scoring.guards import check_split_images, choose_test_images, class_images, pretraining_check, trained_on
 from zsl_scale.scoring.score import (
     ClassTable,
@@ -118,15 +118,11 @@ def load_classifier(path: Path) -> tuple[ClassTable, int | None]:
 
 
 def latent_shards(directory: Path) -> list[Path]:
-    """The shards of a latents folder, as its manifest lists them."""
-    manifest = directory / "manifest.json"
-    if not manifest.is_file():
+    """The shards of a complete latents folder, as its manifest lists them (:func:`zsl_scale.core.shard_files`)."""
+    if not (directory / "manifest.json").is_file():
         raise DataError(f"no latents manifest.json in {directory} (write test latents with "
                         "`zsl-scale latents generate --features …`)")
-    doc = json.loads(manifest.read_text())
-    if doc.get("complete") is False:
-        raise DataError(f"latents in {directory} are incomplete; re-run `zsl-scale latents generate` to finish")
-    return [directory / name for name in sorted(doc["shards"])]
+    return shard_files(directory, "latents")
 
 
 def query_dim(shards: list[Path], column: str = "latent") -> int:
@@ -188,13 +184,13 @@ def score_splits(inputs: ScoreInputs, settings: ScoreSettings, results_dir: Path
         manifests = dict(inputs.manifests)
         if name in inputs.split_manifests:
             manifests[f"split:{name}"] = inputs.split_manifests[name]
-        record = ResultRecord(
+        record = build_record(
             dataset=settings.dataset, split=name, method=method, seed=settings.seed,
             # the classifier's epochs (and any stacking γ) come from the job / command config, set in advance
             selection="fixed", selection_source=inputs.selection_source
             or f"classifier epochs ({inputs.classifier_epochs}) set in the config",
             metrics=Metrics(**metrics), config=inputs.config, manifests=manifests,
-            seeds={"score": settings.seed}, provenance={**capture(scorer.device), **inputs.provenance},
+            seeds={"score": settings.seed}, device=scorer.device, provenance=inputs.provenance,
             extra={"search_space": len(table.class_ids), "images": int(acc.totals.sum()),
                    "seen_classes": len(classes["seen"]), "heldout_classes": len(classes["heldout"]),
                    "split_classes": len(classes["splits"][name]), "backend": settings.backend,

@@ -1,17 +1,22 @@
-"""Jobs on a small benchmark (xlsa17 split, given class embeddings): splits, embeddings and validation stages.
+"""A job on a small dataset (an xlsa17 split with given class embeddings): the stage runners' data answers.
 
-The ImageNet stages (:mod:`zsl_scale.jobs.stages`) build their label space from WordNet; a small benchmark
-brings its own: the xlsa17 split (``train``/``val`` for selection, ``trainval``/``test_seen``/
-``test_unseen`` for the test phase), one ``att`` vector per class and its images in xlsa17 row order.
-A splits stage with a ``benchmark`` key switches the whole job to this mode (``classes.json`` then has
-``"benchmark"``), and the later stages read their rows and classes from here:
+An ImageNet-style job (:mod:`zsl_scale.jobs.imagenet_data`) builds its label space from WordNet; a small
+dataset (Flowers, CUB, …: ``zsl-scale evaluate``'s benchmarks) brings its own: the xlsa17 split
+(``train``/``val`` for selection, ``trainval``/``test_seen``/``test_unseen`` for the test phase), one ``att``
+vector per class and its images in xlsa17 row order.
+A splits stage with a ``benchmark`` key makes the job's adapter (:func:`zsl_scale.jobs.stages.dataset_of`)
+a :class:`zsl_scale.jobs.small_data.SmallData` (``classes.json`` then has ``"benchmark"``), and the later
+stages read their rows and classes from here:
 
 - **splits** → ``images.tsv`` (the features stage's input: tar members in xlsa17 row order, read in place),
   ``rows.parquet`` (image_id, xlsa17 row, wnid), ``splits.json`` (split → image ids), ``classes.json``;
 - **embeddings** → ``embeddings.parquet`` from the benchmark's ``att`` matrix (no text model);
 - **validation** → ``selection.json``: classifier epochs chosen on validation by the reference protocol's
   own :func:`zsl_scale.protocol.validate` (train on ``train``, score held-out seen images and the ``val``
-  classes), so the two engines cannot choose epochs differently, and a job needs no epochs fixed in advance.
+  classes), so the two engines cannot choose epochs differently, and a job needs no epochs fixed in advance;
+- **train** → the ``trainval`` images; **latents** → the GZSL (seen ∪ unseen) and ZSL (unseen) classifiers for
+  the chosen epochs; **score** → GZSL S / U / H and ZSL (:mod:`zsl_scale.jobs.small_score`); **methods** →
+  the baselines chosen on validation (:mod:`zsl_scale.jobs.small_methods`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from zsl_scale.core import ConfigError, DataError, atomic_write_json, atomic_write_parquet, atomic_write_text
 from zsl_scale.jobs.registry import StageContext
-from zsl_scale.jobs.settings import is_benchmark_job, settings_of
+from zsl_scale.jobs.settings import settings_of
 
 SPLIT_NAMES = ("train", "val", "trainval", "test_seen", "test_unseen")
 
@@ -56,7 +61,7 @@ def subset_images(images: list, splits: dict[str, np.ndarray], subset: dict[str,
     return [images[r] for r in sorted(keep)]
 
 
-def run_bench_splits(ctx: StageContext) -> list[Path]:
+def build_small_splits(ctx: StageContext) -> list[Path]:
     """The benchmark's images (xlsa17 row order) and split, optionally a seeded subset (``subset``)."""
     from zsl_scale.features import write_image_list, xlsa17_images
     cfg = settings_of(ctx)
@@ -88,23 +93,23 @@ def run_bench_splits(ctx: StageContext) -> list[Path]:
     return [ctx.out_dir / n for n in ("images.tsv", "rows.parquet", "splits.json", "classes.json")]
 
 
-def bench_classes(ctx: StageContext) -> dict[str, Any]:
-    """``classes.json`` of the benchmark splits stage."""
+def small_classes(ctx: StageContext) -> dict[str, Any]:
+    """``classes.json`` of the small dataset's splits stage."""
     return json.loads((Path(ctx.upstream_of_kind("splits")["out_dir"]) / "classes.json").read_text())
 
 
-def bench_split_ids(ctx: StageContext) -> dict[str, list[str]]:
+def small_split_ids(ctx: StageContext) -> dict[str, list[str]]:
     """``splits.json``: split name → image ids (features-stage ids, ``<wnid>/<stem>``)."""
     return json.loads((Path(ctx.upstream_of_kind("splits")["out_dir"]) / "splits.json").read_text())
 
 
-def run_bench_embeddings(ctx: StageContext) -> list[Path]:
+def embed_small_classes(ctx: StageContext) -> list[Path]:
     """Class embeddings from the benchmark's ``att`` matrix (one row per class, label order)."""
     import pyarrow as pa
 
     from zsl_scale.core import vector_array
     cfg = settings_of(ctx)
-    classes = bench_classes(ctx)
+    classes = small_classes(ctx)
     path = ctx.path(cfg.att) if cfg.att else Path(classes["att_splits"])
     _, att = _locs(path)
     wnids = [f"{classes['prefix']}_{c + 1:03d}" for c in range(att.shape[0])]
@@ -126,13 +131,15 @@ def job_benchmark(splits_dir: Path, shards: Path, embeddings: Path):
     images in xlsa17 row order, so the reference protocol sees exactly what the scale stages see."""
     import pyarrow.parquet as pq
 
+    from zsl_scale.core import shard_files
     from zsl_scale.datasets import Benchmark
     from zsl_scale.distributed import load_class_table
 
+    files = shard_files(shards, "features")
     classes = json.loads((splits_dir / "classes.json").read_text())
     rows = pq.read_table(splits_dir / "rows.parquet").to_pydict()
     feats: dict[str, np.ndarray] = {}
-    for f in sorted(shards.glob("*.parquet")):
+    for f in files:
         t = pq.read_table(f, columns=["image_id", "feature"])
         x = t.column("feature").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(len(t), -1)
         feats.update(zip(t.column("image_id").to_pylist(), x, strict=True))
@@ -160,15 +167,12 @@ def run_config_of(ctx: StageContext) -> Any:
     return RunConfig.model_validate(json.loads((Path(rec["out_dir"]) / "run_config.json").read_text()))
 
 
-def run_validation(ctx: StageContext) -> list[Path]:
+def choose_small_epochs(ctx: StageContext) -> list[Path]:
     """Choose the GZSL and ZSL classifier epochs on validation, with the reference protocol's own code."""
     from zsl_scale.core import PACKAGE_DATA, load_config, resolve_device
     from zsl_scale.protocol import validate
 
     cfg = settings_of(ctx)
-    if not is_benchmark_job(ctx):
-        raise ConfigError(f"stage {ctx.spec.name!r}: a validation stage needs a benchmark splits stage "
-                          "(splits config with 'benchmark')")
     packaged = PACKAGE_DATA / "configs" / f"{cfg.config}.yaml"  # a packaged config name (paper, demo) or a path
     run_cfg = load_config(packaged if packaged.is_file() else ctx.path(cfg.config), list(cfg.set), seed=cfg.seed)
     if run_cfg.classifier.epochs is not None:
@@ -180,3 +184,8 @@ def run_validation(ctx: StageContext) -> list[Path]:
     atomic_write_json(ctx.out_dir / "run_config.json", run_cfg.model_dump(mode="json"))
     atomic_write_json(ctx.out_dir / "selection.json", chosen)
     return [ctx.out_dir / "run_config.json", ctx.out_dir / "selection.json"]
+
+
+def selection_of(ctx: StageContext) -> dict[str, Any]:
+    """The validation stage's ``selection.json`` (the chosen GZSL and ZSL classifier epochs)."""
+    return json.loads((Path(ctx.upstream_of_kind("validation")["out_dir"]) / "selection.json").read_text())

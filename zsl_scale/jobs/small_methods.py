@@ -1,9 +1,9 @@
-"""The ``methods`` stage of a small-benchmark job: the baselines on the job's own features, scored by its scorer.
+"""The ``methods`` stage of a job on a small dataset: the baselines on the job's own features, scored by its scorer.
 
 Every listed method is evaluated exactly as ``zsl-scale evaluate BENCH --method NAME`` evaluates it — the same
 validation phases and class folds, the same grid, the same choice rule (:func:`zsl_scale.protocol.select`),
 the same ``trainval`` retraining and min-max statistics — but on the features the job's Ray stage extracted
-(:func:`zsl_scale.jobs.bench.load_job_benchmark`) and with the protocol settings of the job's validation stage.
+(:func:`zsl_scale.jobs.small.load_job_benchmark`) and with the protocol settings of the job's validation stage.
 What differs is the last step: the test images are ranked by the job's chunked :class:`~zsl_scale.scoring.Scorer`
 (the score stage's kernel, tie rule and per-class means) over the method's class table, as CADA-VAE's latents
 are, instead of the reference path's in-memory arg-max. Both rank the same float32 logits; they can differ
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from zsl_scale.core import ConfigError
-from zsl_scale.jobs.bench import bench_classes, load_job_benchmark, run_config_of
 from zsl_scale.jobs.registry import StageContext
 from zsl_scale.jobs.settings import settings_of
+from zsl_scale.jobs.small import load_job_benchmark, run_config_of, small_classes
 
 DEFAULT_METHODS = ("eszsl", "devise", "sje", "ale", "conse")
 
@@ -46,7 +46,7 @@ def method_names(stage: str, names: list[str] | str) -> list[str]:
     return [s.name for s in specs]
 
 
-def run_bench_methods(ctx: StageContext) -> list[Path]:
+def run_small_methods(ctx: StageContext) -> list[Path]:
     """Validate, retrain on ``trainval`` and score every listed method; one results JSON each (GZSL + ZSL)."""
     from zsl_scale.core import resolve_device
 
@@ -70,10 +70,10 @@ def run_bench_methods(ctx: StageContext) -> list[Path]:
 
 def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any) -> Path:
     """One method: validation → ``trainval`` fit(s) → chunked scoring → a results file."""
-    from zsl_scale.core import sha256_json, torch_threads
+    from zsl_scale.core import torch_threads
     from zsl_scale.methods import get_method
-    from zsl_scale.protocol import fit_selected, method_provenance
-    from zsl_scale.results import Metrics, ResultRecord, write_result
+    from zsl_scale.protocol import fit_selected, plugin_provenance
+    from zsl_scale.results import Metrics, build_record, job_chain_sha256, write_result
 
     spec = get_method(name)
     log = ctx.log
@@ -85,17 +85,16 @@ def _run_one(ctx: StageContext, name: str, bench: Any, run_cfg: Any, device: Any
         zsl = _chunked(fit.zsl, fit.data, bench, fit.data.unseen, where)["U"]
     sel = fit.selection
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    classes = bench_classes(ctx)
+    classes = small_classes(ctx)
     config = {**run_cfg.model_dump(mode="json"), "method": {"name": spec.name, "grid": spec.grid}}
-    chain = {n: {"kind": rec["kind"], "hash": rec["hash"]} for n, rec in ctx.upstream.items()}
-    record = ResultRecord(
+    record = build_record(
         dataset=classes["benchmark"], split="xlsa17", method=spec.display, seed=run_cfg.seed, setting="gzsl",
         selection="validation",
         selection_source=f"validation ({run_cfg.eval.val_folds} class fold(s), grid search) in job {ctx.job.name}",
         metrics=Metrics(S=gz["S"], U=gz["U"], H=gz["H"], zsl=zsl, per_class=gz["per_class"]),
-        config=config, config_sha256=sha256_json(config), manifests={"job": sha256_json(chain)},
+        config=config, manifests={"job": job_chain_sha256(ctx.upstream)},
         seeds={"method": run_cfg.seed, "phases": run_cfg.seed},
-        provenance=method_provenance(spec, str(device), full=False),
+        device=str(device), full_provenance=False, provenance=plugin_provenance(spec),
         extra={"engine": "scale", "job": ctx.job.name, "method": spec.name, "kind": spec.kind,
                "reference": spec.reference, "selection": sel, "seconds": round(seconds, 1),
                "cpu_seconds": round(cpu, 1), "images": classes["images"], "subset": classes.get("subset"),

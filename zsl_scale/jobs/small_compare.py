@@ -1,4 +1,4 @@
-"""One protocol, two engines: the reference path's numbers on a finished benchmark job's own data.
+"""One protocol, two engines: the reference path's numbers on a finished small-dataset job's own data.
 
 :func:`reference_metrics` runs :func:`zsl_scale.protocol.evaluate_settings` — the code behind ``zsl-scale
 evaluate`` — on exactly the job's images (its extracted features, its split, its ``att`` embeddings), with
@@ -42,7 +42,7 @@ def scale_metrics(workdir: str | Path) -> dict[str, float]:
 def reference_metrics(workdir: str | Path, device: str = "cpu") -> dict[str, float]:
     """S, U, H, ZSL (percent) of the reference protocol on the job's data, settings, seed and chosen epochs."""
     from zsl_scale.core import RunConfig, resolve_device
-    from zsl_scale.jobs.bench import job_benchmark
+    from zsl_scale.jobs.small import job_benchmark
     from zsl_scale.protocol import evaluate_settings
 
     dirs = stage_dirs(workdir)
