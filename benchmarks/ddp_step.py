@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from zsl_scale.cada import CadaVae, make_optimizer, paper_config
 from zsl_scale.core.config import TrainConfig
 from zsl_scale.distributed.trainer import _StepModule, _wrap
-from zsl_scale.method import CadaVae, make_optimizer, paper_config
 
 
 def _worker(rank: int, world: int, sync: bool, args: argparse.Namespace, port: int, out: mp.Queue) -> None:

@@ -71,9 +71,9 @@ def _ddp_worker(rank: int, world: int, port: int, device: str, steps: int, out: 
     import torch
     import torch.distributed as dist
 
+    from zsl_scale.cada import CadaVae, make_optimizer, paper_config, train_step, warmup_weights
     from zsl_scale.core import TrainConfig
     from zsl_scale.distributed.trainer import _ddp_loss, _StepModule, _wrap  # the trainer's own DDP step
-    from zsl_scale.method import CadaVae, make_optimizer, paper_config, train_step, warmup_weights
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("nccl" if device == "cuda" else "gloo", rank=rank, world_size=world)

@@ -77,8 +77,8 @@ def stage_scaler(work: Path, fraction: float) -> tuple[int, float]:
 def stage_train(work: Path, fraction: float) -> tuple[int, float]:
     import torch
 
+    from zsl_scale.cada import CadaVae, make_optimizer, train_step, warmup_weights
     from zsl_scale.distributed.streaming import iter_worker_batches, step_noise
-    from zsl_scale.method import CadaVae, make_optimizer, train_step, warmup_weights
 
     job = _job(work)  # (the scaler pass is timed in its own stage; its RSS is bounded there too)
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def stage_train(work: Path, fraction: float) -> tuple[int, float]:
 def _vae(work: Path):
     import torch
 
-    from zsl_scale.method import CadaVae
+    from zsl_scale.cada import CadaVae
 
     state = torch.load(work / "vae.pt", weights_only=False)
     vae = CadaVae(state["cfg"])

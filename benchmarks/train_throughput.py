@@ -4,10 +4,10 @@ Baseline, measured in the same run: the same model trained as the authors' publi
 PyTorch, encoders/decoders held as separate modules with separate μ / logvar heads, one
 ``randperm``-indexed batch of 50 per step, warm-up weights rebuilt as tensors every step, separate
 decoder calls for reconstruction and cross-reconstruction, ``torch.optim.Adam(amsgrad=True)`` with its
-default (for-loop) implementation. Ours: ``zsl_scale.method.train.train_vae`` (fused heads, one decoder call per
+default (for-loop) implementation. Ours: ``zsl_scale.cada.train.train_vae`` (fused heads, one decoder call per
 modality over stacked latents, fused Adam). Same batch size, same loss, same learning rate.
 
-Ours runs in both precisions (``train.precision``: fp32, the config default, and bf16 autocast, docs/method.md
+Ours runs in both precisions (``train.precision``: fp32, the config default, and bf16 autocast, docs/cada.md
 "Training precision"); both rows are printed. The ratio uses bf16 by default: it is the fast setting whose
 Flowers H was checked against fp32 over 3 seeds (within the seed spread); ``--precision fp32`` for the other.
 
@@ -24,11 +24,11 @@ import time
 import torch
 from torch import nn
 
+from zsl_scale.cada.model import CadaVae, paper_config
+from zsl_scale.cada.scaling import FeatureScaler
+from zsl_scale.cada.train import train_vae
 from zsl_scale.core.config import TrainConfig
 from zsl_scale.datasets.bundle import PACKAGED, load_bundle
-from zsl_scale.method.model import CadaVae, paper_config
-from zsl_scale.method.scaling import FeatureScaler
-from zsl_scale.method.train import train_vae
 
 
 class AuthorsEncoder(nn.Module):

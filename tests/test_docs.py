@@ -29,9 +29,9 @@ def test_every_cited_docs_section_exists() -> None:
 
 
 def test_demo_reference_is_the_measured_row_docs_quote() -> None:
-    from zsl_scale.cli.benchmark import FULL_PROTOCOL_FLO, full_protocol_reference
+    from zsl_scale.cli.small import FULL_PROTOCOL_FLO, full_protocol_reference
 
-    method = (ROOT / "docs" / "method.md").read_text(encoding="utf-8")
+    method = (ROOT / "docs" / "cada.md").read_text(encoding="utf-8")
     table_b = method[method.index("### Tables (b) and (c)"):]
     row = next(line for line in table_b.splitlines() if line.startswith("| GZSL |"))
     cells = [c.strip().strip("*") for c in row.strip("|").split("|")]

@@ -16,7 +16,7 @@ from tests.conftest import parse_python
 
 PKG = Path(__file__).resolve().parents[1] / "zsl_scale"
 # Lower layers first: a subpackage may import only subpackages listed before it.
-LAYERS = ("core", "datasets", "imagenet", "embeddings", "features", "method", "results", "distributed", "latents",
+LAYERS = ("core", "datasets", "imagenet", "embeddings", "features", "cada", "results", "distributed", "latents",
           "scoring", "methods", "protocol", "report", "jobs", "cli")
 MAX_LINES = 400
 MAX_TOP_LEVEL_MODULES = 6
@@ -39,6 +39,9 @@ def _exports(path: Path) -> dict[str, str]:
 
 
 def _all(path: Path) -> set[str]:
+    """The public names of a subpackage: its ``_EXPORTS`` (``__all__ = [*_EXPORTS]``), else a literal ``__all__``."""
+    if _exports(path):
+        return set(_exports(path))
     for node in parse_python(path).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             return set(ast.literal_eval(node.value))

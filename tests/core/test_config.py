@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zsl_scale.cli.benchmark import DEMO_CONFIG, PAPER_CONFIG
+from zsl_scale.cli.small import DEMO_CONFIG, PAPER_CONFIG
 from zsl_scale.core.config import TrainConfig, load_config
 from zsl_scale.core.errors import ConfigError
 

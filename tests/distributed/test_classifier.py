@@ -13,14 +13,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from zsl_scale.cada.model import CadaVae, ModalitySpec, ModelConfig
+from zsl_scale.cada.scaling import fit_feature_scaler
+from zsl_scale.cada.train import train_vae
 from zsl_scale.core.config import ClassifierConfig, TrainConfig
 from zsl_scale.core.errors import DataError
 from zsl_scale.datasets.synthetic import write_synthetic
-from zsl_scale.distributed.classifier import _indices, _reservoir, build_bank, predict, train_classifier
+from zsl_scale.distributed.classifier import _indices, _reservoir, build_bank, classify_features, train_classifier
 from zsl_scale.distributed.streaming import load_class_table, open_features
-from zsl_scale.method.model import CadaVae, ModalitySpec, ModelConfig
-from zsl_scale.method.scaling import fit_feature_scaler
-from zsl_scale.method.train import train_vae
 
 CFG = ClassifierConfig(seen_samples=20, unseen_samples=40, batch_size=32)
 
@@ -88,9 +88,9 @@ def test_classifier_learns(setup):
     table = pq.read_table(source.files[0])
     x = torch.from_numpy(np.stack(table.column("feature").to_numpy(zero_copy_only=False)).astype(np.float32))
     y = torch.tensor([bank.wnids.index(w) for w in table.column("wnid").to_pylist()])
-    acc = (predict(vae, linear, x, scaler)[:, 0] == y).float().mean().item()
+    acc = (classify_features(vae, linear, x, scaler)[:, 0] == y).float().mean().item()
     assert acc > 0.3  # 9-way (6 seen + 3 unseen classes): chance 0.11; measured 0.70 (min-max scaled 64-d features)
-    assert predict(vae, linear, x, scaler, k=3).shape == (len(y), 3)
+    assert classify_features(vae, linear, x, scaler, k=3).shape == (len(y), 3)
 
 
 def _spawned(rank: int, port: int, bank, out: str) -> None:

@@ -178,8 +178,8 @@ def test_training_sees_features_scaled_with_training_statistics(data, tmp_path, 
     """The worker feeds (x − min) / (max − min) with min/max of the training shards, stored with the run."""
     import pyarrow.parquet as pq
 
+    from zsl_scale.cada.scaling import fit_feature_scaler
     from zsl_scale.distributed import trainer as distributed
-    from zsl_scale.method.scaling import fit_feature_scaler
 
     _, feats, _ = data
     job = make_job(tmp_path, data, "scaled", epochs=1)

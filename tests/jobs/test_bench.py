@@ -202,9 +202,9 @@ def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:
     import pyarrow.parquet as pq
     import torch
 
+    from zsl_scale.cada import fit_linear_softmax, load_model, scaler_from_extra
     from zsl_scale.core import RunConfig
     from zsl_scale.distributed import build_bank, load_class_table, open_features, train_classifier
-    from zsl_scale.method import fit_linear_softmax, load_model, scaler_from_extra
 
     cfg = RunConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
     sel = json.loads((run / "validation/selection.json").read_text())

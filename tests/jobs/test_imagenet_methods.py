@@ -176,7 +176,7 @@ def test_bad_configs_are_one_error(fake_upstream, tmp_path: Path, methods, extra
 
 def _eszsl_logits() -> tuple[list[str], list[str], np.ndarray]:
     """(image ids, the 2H search space, ESZSL's test logits over it) — the stage's own fit, redone by hand."""
-    from zsl_scale.method import FeatureScaler
+    from zsl_scale.cada import FeatureScaler
     from zsl_scale.methods import TrainData, get_method, scores
 
     emb, feats, wnids = _planted()

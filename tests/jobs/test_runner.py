@@ -239,9 +239,9 @@ def _prediction_files_reproduce_the_stages(run: Path) -> None:
     import numpy as np
     import torch
 
+    from zsl_scale.cada import FeatureScaler
     from zsl_scale.distributed import open_features
     from zsl_scale.jobs.imagenet_methods import class_embeddings, load_training
-    from zsl_scale.method import FeatureScaler
     from zsl_scale.methods import TrainData, class_table, get_method, queries
     from zsl_scale.scoring import gzsl_search_space, read_classes_json
     from zsl_scale.scoring.imagenet import latent_shards, load_classifier

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from zsl_scale.cada.model import CadaVae, ModalitySpec, ModelConfig
+from zsl_scale.cada.scaling import FeatureScaler, load_model_scaler
+from zsl_scale.cada.train import save_model
 from zsl_scale.core.errors import DataError
 from zsl_scale.core.shards import ShardStore, iter_batches, vector_array, vectors
 from zsl_scale.latents.generate import LatentOptions, generate_latents, read_latent_manifest
-from zsl_scale.method.model import CadaVae, ModalitySpec, ModelConfig
-from zsl_scale.method.scaling import FeatureScaler, load_model_scaler
-from zsl_scale.method.train import save_model
 
 D, E, L = 12, 6, 4
 COUNTS = {"n00000001": 3, "n00000002": 8, "n00000003": 5, "n00000004": 1}
@@ -73,7 +73,7 @@ def _hashes(out: Path) -> dict[str, str]:
 
 
 def _encode(model_path: Path, name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from zsl_scale.method.train import load_model
+    from zsl_scale.cada.train import load_model
 
     model, _ = load_model(model_path)
     if name == "image":  # the model's training features were min-max scaled: test features are too
@@ -204,7 +204,7 @@ def test_features_are_scaled_with_the_models_statistics_and_a_model_without_them
     generate_latents(model_path, out, LatentOptions(workers=1), features=feature_dir)
     feats = pa.Table.from_batches(list(iter_batches(feature_dir, kind="features")))
     x = vectors(feats.column("feature")).astype(np.float32)
-    from zsl_scale.method.train import load_model
+    from zsl_scale.cada.train import load_model
 
     model, _ = load_model(model_path)
     with torch.inference_mode():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from zsl_scale.cada.scaling import FeatureScaler
 from zsl_scale.core.config import load_config
 from zsl_scale.core.errors import DataError
 from zsl_scale.datasets.bundle import PACKAGED, Benchmark, load_bundle
-from zsl_scale.method.scaling import FeatureScaler
 from zsl_scale.protocol.evaluate import evaluate_setting, evaluate_settings, validate
 from zsl_scale.protocol.phases import fold_classes, make_phase
 from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy

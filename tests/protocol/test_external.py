@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import run_cli
-from zsl_scale.cli.benchmark import PAPER_CONFIG
+from zsl_scale.cli.small import PAPER_CONFIG
 from zsl_scale.core import load_config, sha256_file
 from zsl_scale.datasets import resolve_benchmark
 from zsl_scale.results import read_result

@@ -47,9 +47,9 @@ def _checkpoint_folder(path: Path, marker: Path, zipped: bool) -> Path:
 
 
 def _loaders() -> dict[str, Callable[[Path, Path, bool], None]]:
+    from zsl_scale.cada import load_model, load_model_scaler
     from zsl_scale.distributed import load_final_model
     from zsl_scale.distributed.state import read_checkpoint_dir
-    from zsl_scale.method import load_model, load_model_scaler
     from zsl_scale.scoring.imagenet import load_classifier
 
     return {
@@ -86,7 +86,7 @@ def test_planted_pickle_on_the_command_line_is_one_error_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("content", [os.urandom(4096), b"", b"PK\x03\x04truncated"], ids=["random", "empty", "zip"])
 def test_unreadable_model_file_is_one_line(content, tmp_path):
-    from zsl_scale.method import load_model
+    from zsl_scale.cada import load_model
 
     (tmp_path / "m.pt").write_bytes(content)
     with pytest.raises(DataError, match=r"cannot load model checkpoint .*m\.pt") as exc:
@@ -96,8 +96,8 @@ def test_unreadable_model_file_is_one_line(content, tmp_path):
 
 def test_files_this_version_writes_load_without_pickle(tmp_path):
     """Our own writers store plain data: model checkpoints, classifiers and dist states round-trip."""
+    from zsl_scale.cada import CadaVae, load_model, paper_config, save_model
     from zsl_scale.distributed.state import rng_states, set_rng_states
-    from zsl_scale.method import CadaVae, load_model, paper_config, save_model
 
     vae = CadaVae(paper_config(8, 4))
     save_model(tmp_path / "m.pt", vae, extra={"history": [{"loss": 1.0}], "seed": 3})

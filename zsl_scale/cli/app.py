@@ -49,7 +49,7 @@ app = typer.Typer(
 )
 
 # One module per command group, each exposing ``register(app)``.
-COMMAND_MODULES = ("benchmark", "splits", "classes", "features", "latents", "distributed", "imagenet",
+COMMAND_MODULES = ("small", "splits", "classes", "features", "latents", "distributed", "imagenet",
                    "leaderboard", "jobs")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"zsl_scale.cli.{_name}").register(app)

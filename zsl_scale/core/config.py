@@ -50,7 +50,7 @@ class TrainConfig(BaseModel):
     β: 0 → 0.25 over epochs 0-93; γ (cross-reconstruction): 0 → 2.37 over epochs 21-75; δ (distribution
     alignment): 0 → 8.13 over epochs 6-22. ``variant`` switches the alignment terms off: ``ca`` has no
     DA term, ``da`` no CA term, ``vae`` neither. ``precision: bf16`` runs the encoder/decoder matrix
-    products under bf16 autocast (fp32 weights, optimizer and loss sums; docs/method.md "Precision"):
+    products under bf16 autocast (fp32 weights, optimizer and loss sums; docs/cada.md "Precision"):
     faster where the CPU has bf16 units (AVX512-BF16, AMX) or on GPU tensor cores, emulated and slower elsewhere.
     """
 
@@ -80,7 +80,7 @@ class TrainConfig(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """Architecture choices; layer sizes come from :func:`zsl_scale.method.model.paper_config`."""
+    """Architecture choices; layer sizes come from :func:`zsl_scale.cada.model.paper_config`."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -30,11 +30,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from zsl_scale.cada import CadaVae, FeatureScaler
 from zsl_scale.core import ClassifierConfig, DataError
 from zsl_scale.distributed.exact import gather_streams, ordered_sum
 from zsl_scale.distributed.streaming import ClassTable, FeatureSource
 from zsl_scale.distributed.trainer import sum_allreduce_hook
-from zsl_scale.method import CadaVae, FeatureScaler
 
 Mode = Literal["fixed", "dynamic"]
 
@@ -242,7 +242,7 @@ def save_classifier(path: Any, linear: nn.Linear, wnids: list[str], history: lis
 
 
 @torch.no_grad()
-def predict(vae: CadaVae, linear: nn.Linear, features: Tensor, scaler: FeatureScaler, k: int = 1,
+def classify_features(vae: CadaVae, linear: nn.Linear, features: Tensor, scaler: FeatureScaler, k: int = 1,
             chunk: int = 65536) -> Tensor:
     """Top-``k`` class indices of raw image features (scaled, then the image encoder's μ), chunked."""
     out = []

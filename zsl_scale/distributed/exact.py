@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from zsl_scale.method import LossTerms, LossWeights, precision_autocast
+from zsl_scale.cada import LossTerms, LossWeights, precision_autocast
 
 
 def local_stream_slices(per_stream: list[int], rank: int, world: int) -> list[slice]:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from zsl_scale.cada import CadaVae, FeatureScaler, ModelConfig, scaler_from_extra
 from zsl_scale.core import DataError, load_torch_file
-from zsl_scale.method import CadaVae, FeatureScaler, ModelConfig, scaler_from_extra
 
 
 def load_final_model(run_dir: str | Path) -> tuple[CadaVae, list[str], dict[str, Any]]:
@@ -38,9 +38,9 @@ def state_scaler(state: dict[str, Any]) -> FeatureScaler:
 
 
 def export_model(run_dir: str | Path, dest: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Save a run's final model as a self-describing ``vae.pt`` (:func:`zsl_scale.method.train.save_model`) with
+    """Save a run's final model as a self-describing ``vae.pt`` (:func:`zsl_scale.cada.train.save_model`) with
     its feature-scaler statistics, for ``zsl-scale latents generate`` and the job's latents stage."""
-    from zsl_scale.method import save_model
+    from zsl_scale.cada import save_model
 
     vae, wnids, state = load_final_model(run_dir)
     return save_model(dest, vae, {**(extra or {}), **state_scaler(state).to_extra(), "train_wnids": wnids,

@@ -2,11 +2,11 @@
 
 One training loop, :func:`vae_worker`, runs in every worker. It streams that worker's share of each
 global batch from the feature shards (:mod:`zsl_scale.distributed.streaming`), pairs every image feature with
-its class embedding and calls the shared :func:`zsl_scale.method.train.train_step` through a
+its class embedding and calls the shared :func:`zsl_scale.cada.train.train_step` through a
 ``DistributedDataParallel`` wrapper (gloo on CPU, NCCL on GPU, chosen at run time).
 
 Image features are min-max scaled with statistics fit on the training shards only (one streaming
-pass on the driver, :mod:`zsl_scale.method.scaling`); the statistics are part of the run's
+pass on the driver, :mod:`zsl_scale.cada.scaling`); the statistics are part of the run's
 fingerprint and of every checkpoint, and later stages (latents, classifier) apply the same ones.
 
 Why the result does not depend on the worker count (up to float summation order):
@@ -40,6 +40,19 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from zsl_scale.cada import (
+    CadaVae,
+    FeatureScaler,
+    LossTerms,
+    LossWeights,
+    ModelConfig,
+    cada_loss,
+    fit_feature_scaler,
+    make_optimizer,
+    paper_config,
+    train_step,
+    warmup_weights,
+)
 from zsl_scale.core import ConfigError, DataError, ZslError, torch_threads
 from zsl_scale.distributed.config import DistJobConfig
 from zsl_scale.distributed.exact import exact_step, local_stream_slices, ordered_sum
@@ -53,19 +66,6 @@ from zsl_scale.distributed.streaming import (
     open_features,
     prefetch,
     step_noise,
-)
-from zsl_scale.method import (
-    CadaVae,
-    FeatureScaler,
-    LossTerms,
-    LossWeights,
-    ModelConfig,
-    cada_loss,
-    fit_feature_scaler,
-    make_optimizer,
-    paper_config,
-    train_step,
-    warmup_weights,
 )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
@@ -13,15 +11,5 @@ _EXPORTS = {
     "load_class_embeddings": "embed",
     "resolve_text_model": "embed",
 }
-__all__ = [
-    "embed_classes",
-    "import_attributes",
-    "import_word2vec",
-    "load_class_embeddings",
-    "resolve_text_model",
-]
+__all__ = [*_EXPORTS]  # each public name is listed once, in _EXPORTS (name → module)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.embeddings.embed import embed_classes, load_class_embeddings, resolve_text_model
-    from zsl_scale.embeddings.importers import import_attributes, import_word2vec

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
@@ -21,33 +19,5 @@ _EXPORTS = {
     "stage_runner": "registry",
     "workdir_of": "runner",
 }
-__all__ = [
-    "PIPELINE_ORDER",
-    "RECORD",
-    "JobOutcome",
-    "JobSpec",
-    "StageContext",
-    "StageSpec",
-    "evaluate_imagenet",
-    "load_job",
-    "register_stage",
-    "run_job",
-    "score_prediction_file",
-    "stage_runner",
-    "workdir_of",
-]
+__all__ = [*_EXPORTS]  # each public name is listed once, in _EXPORTS (name → module)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.jobs.imagenet_eval import evaluate_imagenet
-    from zsl_scale.jobs.registry import (
-        PIPELINE_ORDER,
-        RECORD,
-        JobSpec,
-        StageContext,
-        StageSpec,
-        load_job,
-        register_stage,
-        stage_runner,
-    )
-    from zsl_scale.jobs.runner import JobOutcome, run_job, workdir_of

@@ -103,8 +103,8 @@ def run_methods(ctx: StageContext) -> list[Path]:
     """Train every configured method and score it over each split; returns the results files."""
     import torch
 
+    from zsl_scale.cada import FeatureScaler
     from zsl_scale.core import resolve_device
-    from zsl_scale.method import FeatureScaler
     from zsl_scale.methods import TrainData, get_method
     from zsl_scale.scoring import ScoreSettings, feature_manifest_hashes, read_classes_json, read_groups
 

@@ -91,10 +91,10 @@ def run_train(ctx: StageContext) -> list[Path]:
 @register_stage("latents", builtin=True)
 def run_latents(ctx: StageContext) -> list[Path]:
     """μ latents of the test features, and the dataset's classifiers fit on sampled latents."""
+    from zsl_scale.cada import load_model, scaler_from_extra
     from zsl_scale.core import resolve_device, shard_files
     from zsl_scale.distributed import build_bank, fit_classifier, load_class_table, open_features, save_classifier
     from zsl_scale.latents import LatentOptions, generate_latents
-    from zsl_scale.method import load_model, scaler_from_extra
 
     cfg = settings_of(ctx)
     vae_path = Path(ctx.upstream_of_kind("train")["out_dir"]) / "vae.pt"

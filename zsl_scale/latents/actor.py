@@ -30,8 +30,8 @@ class LatentActor:
                  allow_emulated: bool = False):
         import torch
 
+        from zsl_scale.cada import load_model
         from zsl_scale.core import resolve_device, resolve_precision
-        from zsl_scale.method import load_model
 
         torch.set_num_threads(threads)
         self.device = resolve_device(device)
@@ -40,7 +40,7 @@ class LatentActor:
         self.model, _ = load_model(model_path, self.device)
         self.scaler = None
         if class_embeddings is None:  # image features: scaled like the VAE's training features
-            from zsl_scale.method import load_model_scaler
+            from zsl_scale.cada import load_model_scaler
 
             self.scaler = load_model_scaler(model_path)
         self.encode_batch = encode_batch

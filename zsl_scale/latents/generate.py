@@ -11,7 +11,7 @@ Three modes, one output contract (a shard folder, ``kind: latents``; columns ``i
 * ``class_samples`` — ``n`` noisy latents per class from its class embedding (unseen-class training).
 
 Image features are min-max scaled with the statistics stored in the model checkpoint (fit on the
-VAE's training features, :mod:`zsl_scale.method.scaling`) before they are encoded, exactly as in
+VAE's training features, :mod:`zsl_scale.cada.scaling`) before they are encoded, exactly as in
 training; a checkpoint without them is refused for the two feature modes (``class_samples`` encodes
 class embeddings only and does not need them).
 
@@ -152,7 +152,7 @@ def _plan(
     model_path = Path(model_path)
     if not model_path.is_file():
         raise DataError(f"model checkpoint not found: {model_path}")
-    from zsl_scale.method import load_model
+    from zsl_scale.cada import load_model
 
     _, cfg = load_model(model_path)
     header: dict[str, Any] = {
@@ -169,7 +169,7 @@ def _plan(
         paths = shard_files(features, "features")
         manifest = read_feature_manifest(features)
         _check_dim(cfg, "image", manifest["dim"], f"feature set {features}")
-        from zsl_scale.method import load_model_scaler
+        from zsl_scale.cada import load_model_scaler
 
         load_model_scaler(model_path).check_dim(manifest["dim"], f"feature set {features}")
         header["source"] = _feature_source(manifest, paths)

@@ -10,8 +10,6 @@ scorer ranks. :func:`get_method` finds built-ins, installed plugins (entry point
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
@@ -35,42 +33,5 @@ _EXPORTS = {
     "queries": "base",
     "scores": "base",
 }
-__all__ = [
-    "FAST",
-    "METHODS",
-    "PLUGIN_GROUP",
-    "Fitted",
-    "Hyper",
-    "Kind",
-    "MethodSpec",
-    "OnEpoch",
-    "TrainData",
-    "Trainer",
-    "class_table",
-    "get_method",
-    "hyper_value",
-    "method_names",
-    "origin_label",
-    "predict",
-    "queries",
-    "scores",
-    "with_grid",
-]
+__all__ = [*_EXPORTS]  # each public name is listed once, in _EXPORTS (name → module)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.methods.base import (
-        Fitted,
-        Hyper,
-        Kind,
-        MethodSpec,
-        OnEpoch,
-        TrainData,
-        Trainer,
-        class_table,
-        predict,
-        queries,
-        scores,
-    )
-    from zsl_scale.methods.plugins import PLUGIN_GROUP, origin_label
-    from zsl_scale.methods.registry import FAST, METHODS, get_method, hyper_value, method_names, with_grid

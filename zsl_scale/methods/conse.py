@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from zsl_scale.cada import fit_linear_softmax
 from zsl_scale.core import ClassifierConfig
-from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, normalize_rows
 
 GRID = {"T": [1, 3, 10], "epochs": [15]}

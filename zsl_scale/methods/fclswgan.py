@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zsl_scale.cada import fit_linear_softmax
 from zsl_scale.core import ClassifierConfig, DataError, atomic_path, format_eta, load_torch_file
-from zsl_scale.method import fit_linear_softmax
 from zsl_scale.methods.base import Fitted, Hyper, OnEpoch, TrainData, generator, one_of
 
 # The paper's critic/generator width is 4096 (HIDDEN) and FLO trains ~7,000 generator steps; on two CPU cores one

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
@@ -20,30 +18,5 @@ _EXPORTS = {
     "train_phase": "evaluate",
     "validate": "evaluate",
 }
-__all__ = [
-    "evaluate_method",
-    "evaluate_settings",
-    "fit_selected",
-    "make_phase",
-    "plugin_provenance",
-    "render_report",
-    "run_benchmark",
-    "run_method",
-    "run_predictions",
-    "save_trained",
-    "train_phase",
-    "validate",
-]
+__all__ = [*_EXPORTS]  # each public name is listed once, in _EXPORTS (name → module)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.protocol.evaluate import evaluate_settings, save_trained, train_phase, validate
-    from zsl_scale.protocol.external import run_predictions
-    from zsl_scale.protocol.methods import (
-        evaluate_method,
-        fit_selected,
-        plugin_provenance,
-        run_method,
-    )
-    from zsl_scale.protocol.phases import make_phase
-    from zsl_scale.protocol.runs import render_report, run_benchmark

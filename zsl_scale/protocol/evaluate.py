@@ -28,22 +28,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from zsl_scale.core import DataError, RunConfig, load_torch_file, sha256_json
-from zsl_scale.datasets import Benchmark
-from zsl_scale.method import (
+from zsl_scale.cada import (
     MIN_KEY,
     CadaVae,
     FeatureScaler,
+    classify_latents,
     encode,
     fit_linear_softmax,
     load_model,
     paper_config,
-    predict,
     sample_per_class,
     save_model,
     scaler_from_extra,
     train_vae,
 )
+from zsl_scale.core import DataError, RunConfig, load_torch_file, sha256_json
+from zsl_scale.datasets import Benchmark
 from zsl_scale.protocol.phases import Phase, make_phase, setting_name
 from zsl_scale.scoring import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
 
@@ -225,8 +225,8 @@ def classify_phase(
     cap = ccfg.max_epochs_gfsl if len(phase.shot_rows) else ccfg.max_epochs
 
     def score_gzsl(layer: torch.nn.Module) -> dict[str, float]:
-        s = mean_per_class_accuracy(y_es_l, predict(layer, mu_es).cpu().numpy())
-        u = mean_per_class_accuracy(y_eu_l, predict(layer, mu_eu).cpu().numpy())
+        s = mean_per_class_accuracy(y_es_l, classify_latents(layer, mu_es).cpu().numpy())
+        u = mean_per_class_accuracy(y_eu_l, classify_latents(layer, mu_eu).cpu().numpy())
         return {"S": s, "U": u, "H": harmonic_mean(s, u)}
 
     def track(epoch: int, layer: torch.nn.Module) -> None:
@@ -237,7 +237,7 @@ def classify_phase(
     layer = fit_linear_softmax(torch.cat([z_seen, z_unseen]), y_train, len(space), ccfg,
                                gzsl_epochs or cap, seed=seed + 2, on_epoch=track if validating else None)
     gzsl = score_gzsl(layer)
-    pred_s, pred_u = predict(layer, mu_es).cpu().numpy(), predict(layer, mu_eu).cpu().numpy()
+    pred_s, pred_u = classify_latents(layer, mu_es).cpu().numpy(), classify_latents(layer, mu_eu).cpu().numpy()
     per_class = {bench.class_names[int(space[c])]: a for c, a in
                  {**per_class_accuracy(y_es_l, pred_s), **per_class_accuracy(y_eu_l, pred_u)}.items()}
 
@@ -247,11 +247,11 @@ def classify_phase(
     y_eu_z = u_lookup[y_eu].cpu().numpy()
 
     def track_zsl(epoch: int, zl: torch.nn.Module) -> None:
-        curves["zsl"].append(mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy()))
+        curves["zsl"].append(mean_per_class_accuracy(y_eu_z, classify_latents(zl, mu_eu).cpu().numpy()))
 
     zl = fit_linear_softmax(z_unseen, u_lookup[yu], len(unseen_t), ccfg, zsl_epochs or cap,
                             seed=seed + 3, on_epoch=track_zsl if validating else None)
-    zsl = mean_per_class_accuracy(y_eu_z, predict(zl, mu_eu).cpu().numpy())
+    zsl = mean_per_class_accuracy(y_eu_z, classify_latents(zl, mu_eu).cpu().numpy())
     return PhaseOutcome(gzsl, zsl, per_class, curves, time.perf_counter() - t0)
 
 

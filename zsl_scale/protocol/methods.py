@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zsl_scale.cada import FeatureScaler
 from zsl_scale.core import (
     RunConfig,
     atomic_write_text,
@@ -30,7 +31,6 @@ from zsl_scale.core import (
     torch_threads,
 )
 from zsl_scale.datasets import Benchmark, resolve_benchmark
-from zsl_scale.method import FeatureScaler
 from zsl_scale.methods import Fitted, MethodSpec, TrainData, predict, scores
 from zsl_scale.protocol.phases import Phase, make_phase, setting_name
 from zsl_scale.results import Metrics, ResultRecord, benchmark_manifest, build_record, write_result

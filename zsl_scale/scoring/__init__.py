@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
@@ -40,64 +38,5 @@ _EXPORTS = {
     "score_stream": "score",
     "split_manifest_hashes": "imagenet",
 }
-__all__ = [
-    "ClassTable",
-    "EvalRequest",
-    "Predictions",
-    "ScoreInputs",
-    "ScoreSettings",
-    "Scorer",
-    "accumulate",
-    "check_classes",
-    "check_split_images",
-    "check_split_names",
-    "eval_set",
-    "feature_manifest_hashes",
-    "from_paths",
-    "gzsl_metrics",
-    "gzsl_search_space",
-    "harmonic_mean",
-    "iter_parquet_batches",
-    "job_inputs",
-    "linear_table",
-    "make_inputs",
-    "match_images",
-    "mean_per_class_accuracy",
-    "per_class_accuracy",
-    "pretraining_check",
-    "ranked",
-    "read_classes_json",
-    "read_groups",
-    "read_predictions",
-    "score_splits",
-    "score_stream",
-    "split_manifest_hashes",
-    "trained_on",
-]
+__all__ = [*_EXPORTS]  # each public name is listed once, in _EXPORTS (name → module)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-
-if TYPE_CHECKING:  # static analysers see the names; at run time they load on first use
-    from zsl_scale.scoring.guards import check_split_images, pretraining_check, trained_on
-    from zsl_scale.scoring.imagenet import (
-        ScoreInputs,
-        ScoreSettings,
-        eval_set,
-        feature_manifest_hashes,
-        job_inputs,
-        make_inputs,
-        read_classes_json,
-        read_groups,
-        score_splits,
-        split_manifest_hashes,
-    )
-    from zsl_scale.scoring.inputs import EvalRequest, check_split_names, from_paths
-    from zsl_scale.scoring.metrics import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
-    from zsl_scale.scoring.predictions import (
-        Predictions,
-        accumulate,
-        check_classes,
-        match_images,
-        ranked,
-        read_predictions,
-    )
-    from zsl_scale.scoring.score import ClassTable, gzsl_search_space

@@ -1,4 +1,4 @@
-"""``zsl-scale train``, ``evaluate`` and ``demo``: CADA-VAE on a small benchmark (xlsa17 layout or bundle)."""
+"""``zsl-scale train``, ``evaluate`` and ``demo``: CADA-VAE on a small dataset (an xlsa17 folder or a bundle)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ PAPER_CONFIG = PACKAGE_DATA / "configs" / "paper.yaml"
 AUTHORS_CONFIG = PACKAGE_DATA / "configs" / "authors.yaml"
 # Named configs: ``paper`` (the clean protocol, default) and ``authors`` (the authors' code's reporting:
 # fixed classifier epochs, their σ; results say ``selection: fixed``).
-# The full protocol's measured Flowers H per seed (docs/method.md, table (b)), printed beside the demo's H.
+# The full protocol's measured Flowers H per seed (docs/cada.md, table (b)), printed beside the demo's H.
 FULL_PROTOCOL_FLO = PACKAGE_DATA / "measured" / "flo_clean_default.json"
 PRESETS = {"paper": PAPER_CONFIG, "authors": AUTHORS_CONFIG}
 
 
 def full_protocol_reference(path: Path = FULL_PROTOCOL_FLO) -> tuple[int, float, float]:
     """(seeds, mean H, sample sd) of the measured full-protocol run: computed from the per-seed values in one
-    package file (which docs/method.md quotes, checked by a test), so the demo's reference cannot drift."""
+    package file (which docs/cada.md quotes, checked by a test), so the demo's reference cannot drift."""
     import json
     import statistics
 
@@ -275,7 +275,7 @@ def demo(
     gzsl = next((r for r in records if r.setting == "gzsl" and r.method == "CADA-VAE"), None)
     if gzsl is not None and not full:
         n, mean, sd = full_protocol_reference()
-        print(f"CADA-VAE full protocol (100 VAE epochs, {n} seeds, docs/method.md, measured): "
+        print(f"CADA-VAE full protocol (100 VAE epochs, {n} seeds, docs/cada.md, measured): "
               f"H {mean:.1f} ± {sd:.1f}; this demo's shortened schedule: H {gzsl.metrics.H:.1f} "
               f"({gzsl.metrics.H - mean:+.1f})")
     print(f"leaderboard: {written['html']}   {written['markdown']}")

@@ -123,7 +123,7 @@ def scaler_from_extra(extra: Mapping[str, Any] | None, where: str) -> FeatureSca
 
 
 def load_model_scaler(path: str | Path) -> FeatureScaler:
-    """The statistics in a model checkpoint written by :func:`zsl_scale.method.train.save_model`."""
+    """The statistics in a model checkpoint written by :func:`zsl_scale.cada.train.save_model`."""
     payload = load_torch_file(path, "model checkpoint")
     extra = payload.get("extra") if isinstance(payload, dict) else None
     return scaler_from_extra(extra, f"model checkpoint {path}")

@@ -15,8 +15,8 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
+from zsl_scale.cada.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss
 from zsl_scale.core import DataError, TrainConfig, atomic_path, load_torch_file
-from zsl_scale.method.model import CadaVae, LossTerms, LossWeights, ModelConfig, cada_loss
 
 
 def warmup_weights(epoch: int, cfg: TrainConfig) -> LossWeights:

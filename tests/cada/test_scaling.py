@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from zsl_scale.cada.scaling import FeatureScaler, fit_feature_scaler, load_model_scaler, scaler_from_extra
 from zsl_scale.core.errors import DataError
 from zsl_scale.datasets.synthetic import write_synthetic
 from zsl_scale.distributed.streaming import open_features
-from zsl_scale.method.scaling import FeatureScaler, fit_feature_scaler, load_model_scaler, scaler_from_extra
 
 
 def test_streamed_statistics_equal_in_memory_min_max(tmp_path):

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from zsl_scale.cada.model import CadaVae
 from zsl_scale.core import ClassifierConfig
-from zsl_scale.method.model import CadaVae
 
 
 def sample_per_class(x: Tensor, y: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -86,6 +86,6 @@ def fit_linear_softmax(
 
 
 @torch.no_grad()
-def predict(layer: nn.Linear, z: Tensor, batch_size: int = 65536) -> Tensor:
+def classify_latents(layer: nn.Linear, z: Tensor, batch_size: int = 65536) -> Tensor:
     """Arg-max class of each latent (ties → lowest index, torch's ``argmax`` rule)."""
     return torch.cat([layer(z[i : i + batch_size]).argmax(dim=1) for i in range(0, z.shape[0], batch_size)])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zsl_scale.cada.model import CadaVae, paper_config
+from zsl_scale.cada.train import load_model, save_model, train_vae, warmup_weights
 from zsl_scale.core.config import TrainConfig
 from zsl_scale.core.errors import DataError
-from zsl_scale.method.model import CadaVae, paper_config
-from zsl_scale.method.train import load_model, save_model, train_vae, warmup_weights
 
 # (epoch, β, γ, δ) with the authors' ramps: β 0→0.25 over 0-93, γ 0→2.37 over 21-75, δ 0→8.13 over 6-22.
 EXPECTED = [

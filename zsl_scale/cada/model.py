@@ -9,7 +9,7 @@ with L1 terms summed over batch and dimensions (as ``nn.L1Loss(reduction="sum")`
 code), KL_i the closed-form KL(q_i(z|x_i) ‖ N(0, I)) summed over the batch, and W_ij the closed-form
 2-Wasserstein distance between the diagonal Gaussians q_i and q_j, per sample, summed over the batch.
 
-Decisions (see docs/method.md):
+Decisions (see docs/cada.md):
 
 * **DA counts each unordered pair once** (``i < j``), like the authors' code; the paper's double sum
   ``Σ_{i≠j}`` counts each pair twice, i.e. it is the same loss with δ doubled.

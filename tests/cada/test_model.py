@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
-from zsl_scale.method.model import (
+from zsl_scale.cada.model import (
     CadaVae,
     LossWeights,
     ModalitySpec,
