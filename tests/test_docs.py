@@ -46,3 +46,13 @@ def _per_seed(path: Path) -> list[float]:
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))["H"]
+
+
+def test_stage_settings_tables_are_generated_from_the_models() -> None:
+    """docs/jobs.md's stage settings tables are exactly what the settings models generate (keys, types, defaults)."""
+    from zsl_scale.jobs.settings import SETTINGS_BEGIN, SETTINGS_END, settings_reference
+
+    text = (ROOT / "docs" / "jobs.md").read_text(encoding="utf-8")
+    block = text.split(SETTINGS_BEGIN, 1)[1].split(SETTINGS_END, 1)[0]
+    assert block.strip() == settings_reference().strip(), "regenerate: see docs/jobs.md, 'Stage settings'"
+    assert "| `epochs` | `int` | required |" in block and "| `runner` | `Literal['local', 'spawn', 'ray']` |" in block

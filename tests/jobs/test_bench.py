@@ -176,7 +176,7 @@ def _methods_stage_is_the_reference(run: Path) -> None:
     """
     import torch
 
-    from zsl_scale.core import RunConfig
+    from zsl_scale.core import ProtocolConfig
     from zsl_scale.jobs.small import job_benchmark
     from zsl_scale.methods import get_method
     from zsl_scale.protocol import evaluate_method
@@ -184,7 +184,7 @@ def _methods_stage_is_the_reference(run: Path) -> None:
 
     rec = read_result(next((run / "methods/results").glob("*ESZSL*.json")))
     assert rec.selection == "validation" and rec.extra["engine"] == "scale"
-    cfg = RunConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
+    cfg = ProtocolConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
     bench = job_benchmark(run / "splits", run / "features/shards", run / "embeddings/embeddings.parquet")
     ref, sel = evaluate_method(get_method("eszsl"), bench, cfg, 0, torch.device("cpu"), log=lambda s: None)
     assert sel["gzsl"]["hyper"] == rec.extra["selection"]["gzsl"]["hyper"]
@@ -203,10 +203,10 @@ def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:
     import torch
 
     from zsl_scale.cada import fit_linear_softmax, load_model, scaler_from_extra
-    from zsl_scale.core import RunConfig
+    from zsl_scale.core import ProtocolConfig
     from zsl_scale.distributed import build_bank, load_class_table, open_features, train_classifier
 
-    cfg = RunConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
+    cfg = ProtocolConfig.model_validate(json.loads((run / "validation/run_config.json").read_text()))
     sel = json.loads((run / "validation/selection.json").read_text())
     vae, _ = load_model(run / "train/vae.pt")
     extra = torch.load(run / "train/vae.pt", map_location="cpu", weights_only=False)["extra"]

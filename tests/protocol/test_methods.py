@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from zsl_scale.core import RunConfig
+from zsl_scale.core import ProtocolConfig
 from zsl_scale.datasets import Benchmark
 from zsl_scale.methods import METHODS, get_method
 from zsl_scale.protocol import evaluate_method, run_method
@@ -34,8 +34,8 @@ def planted(seed: int = 0) -> Benchmark:
                      [str(i) for i in rows]).validate()
 
 
-def _cfg() -> RunConfig:
-    return RunConfig.model_validate({"benchmark": "planted", "device": "cpu", "eval": {"val_folds": 1}})
+def _cfg() -> ProtocolConfig:
+    return ProtocolConfig.model_validate({"benchmark": "planted", "device": "cpu", "eval": {"val_folds": 1}})
 
 
 FAST_GRIDS = {"fclswgan": {"gan_steps": [200], "n_unseen": [40], "epochs": [20], "hidden": [64],

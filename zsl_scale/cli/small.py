@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from zsl_scale.core import PACKAGE_DATA, ConfigError, RunConfig, load_config
+from zsl_scale.core import PACKAGE_DATA, ConfigError, ProtocolConfig, load_config
 from zsl_scale.results import ResultRecord
 
 DEMO_CONFIG = PACKAGE_DATA / "configs" / "demo.yaml"
@@ -36,7 +36,7 @@ def full_protocol_reference(path: Path = FULL_PROTOCOL_FLO) -> tuple[int, float,
     return len(h), statistics.mean(h), statistics.stdev(h)
 
 
-def _epochs_source(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+def _epochs_source(cfg: ProtocolConfig, overrides: list[str]) -> ProtocolConfig:
     """A command-line ``classifier.epochs`` replaces the config's reason for its fixed epochs."""
     given = [o for o in overrides if o.replace(" ", "").startswith("classifier.epochs=")]
     if given and not any(o.startswith("classifier.epochs_source=") for o in overrides):
@@ -102,7 +102,8 @@ def _print_table(records: list[ResultRecord], title: str) -> None:
     Console().print(table)
 
 
-def _run(cfg: RunConfig, out: Path, title: str, note: str = "", model_path: Path | None = None) -> list[ResultRecord]:
+def _run(cfg: ProtocolConfig, out: Path, title: str, note: str = "",
+         model_path: Path | None = None) -> list[ResultRecord]:
     from zsl_scale.core import atomic_write_text, output_lock
     from zsl_scale.protocol import render_report, run_benchmark
 
@@ -196,7 +197,7 @@ def _methods(names: str, grid: str | None = None) -> list:
     return [with_grid(specs[0], overrides)]
 
 
-def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecord]:
+def _run_method(spec, cfg: ProtocolConfig, out: Path, bench=None) -> list[ResultRecord]:
     """One registered baseline through :func:`zsl_scale.protocol.run_method`, with the screen table."""
     from zsl_scale.protocol import run_method
 
@@ -207,7 +208,7 @@ def _run_method(spec, cfg: RunConfig, out: Path, bench=None) -> list[ResultRecor
     return records
 
 
-def _run_predictions(path: Path, cfg: RunConfig, out: Path) -> None:
+def _run_predictions(path: Path, cfg: ProtocolConfig, out: Path) -> None:
     """``--predictions``: one results file (selection: external), with the screen table."""
     from zsl_scale.core import DataError, output_lock
     from zsl_scale.protocol import run_predictions

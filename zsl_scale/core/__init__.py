@@ -15,7 +15,7 @@ _EXPORTS = {
     "PACKAGE_ROOT": "paths",
     "ProgressReporter": "progress",
     "Reparam": "config",
-    "RunConfig": "config",
+    "ProtocolConfig": "config",
     "ShardRecord": "shards",
     "ShardStore": "shards",
     "TrainConfig": "config",

@@ -137,7 +137,7 @@ class EvalConfig(BaseModel):
     test_curve: bool = False
 
 
-class RunConfig(BaseModel):
+class ProtocolConfig(BaseModel):
     """Everything a small-benchmark run needs; saved as ``config.yaml`` beside the results."""
 
     model_config = ConfigDict(extra="forbid")
@@ -204,7 +204,7 @@ def load_settings(cls: type[SettingsT], path: str | Path | None = None, override
                   **fields: Any) -> SettingsT:
     """Defaults ← YAML file ← keyword fields ← ``key=value`` overrides, validated as ``cls``.
 
-    Shared by the small-benchmark :class:`RunConfig` and the distributed job config, so that both read
+    Shared by the small-benchmark :class:`ProtocolConfig` and the distributed job config, so that both read
     files and overrides, and report their errors, the same way.
     """
     data: dict[str, Any] = {}
@@ -227,9 +227,9 @@ def load_settings(cls: type[SettingsT], path: str | Path | None = None, override
         raise ConfigError(f"invalid config: {validation_message(exc)}") from exc
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **fields: Any) -> RunConfig:
-    """A small-benchmark :class:`RunConfig` (see :func:`load_settings`)."""
-    return load_settings(RunConfig, path, overrides, **fields)
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **fields: Any) -> ProtocolConfig:
+    """A small-benchmark :class:`ProtocolConfig` (see :func:`load_settings`)."""
+    return load_settings(ProtocolConfig, path, overrides, **fields)
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -160,11 +160,11 @@ def job_benchmark(splits_dir: Path, shards: Path, embeddings: Path):
 
 
 def run_config_of(ctx: StageContext) -> Any:
-    """The validation stage's resolved :class:`RunConfig` (the protocol settings both engines share)."""
-    from zsl_scale.core import RunConfig
+    """The validation stage's resolved :class:`ProtocolConfig` (the protocol settings both engines share)."""
+    from zsl_scale.core import ProtocolConfig
 
     rec = ctx.upstream_of_kind("validation")
-    return RunConfig.model_validate(json.loads((Path(rec["out_dir"]) / "run_config.json").read_text()))
+    return ProtocolConfig.model_validate(json.loads((Path(rec["out_dir"]) / "run_config.json").read_text()))
 
 
 def choose_small_epochs(ctx: StageContext) -> list[Path]:

@@ -41,7 +41,7 @@ def scale_metrics(workdir: str | Path) -> dict[str, float]:
 
 def reference_metrics(workdir: str | Path, device: str = "cpu") -> dict[str, float]:
     """S, U, H, ZSL (percent) of the reference protocol on the job's data, settings, seed and chosen epochs."""
-    from zsl_scale.core import RunConfig, resolve_device
+    from zsl_scale.core import ProtocolConfig, resolve_device
     from zsl_scale.jobs.small import job_benchmark
     from zsl_scale.protocol import evaluate_settings
 
@@ -50,7 +50,7 @@ def reference_metrics(workdir: str | Path, device: str = "cpu") -> dict[str, flo
     if missing:
         raise DataError(f"{workdir}: no finished {missing[0]} stage (run the job first)")
     bench = job_benchmark(dirs["splits"], dirs["features"] / "shards", dirs["embeddings"] / "embeddings.parquet")
-    cfg = RunConfig.model_validate(json.loads((dirs["validation"] / "run_config.json").read_text()))
+    cfg = ProtocolConfig.model_validate(json.loads((dirs["validation"] / "run_config.json").read_text()))
     sel = json.loads((dirs["validation"] / "selection.json").read_text())
     chosen = {"gzsl_epochs": sel["gzsl_epochs"], "zsl_epochs": sel["zsl_epochs"], "source": "validation (job)"}
     res = evaluate_settings(bench, cfg, resolve_device(device), log=lambda m: None, selector=lambda _s: chosen)[0]

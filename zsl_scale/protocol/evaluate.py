@@ -42,7 +42,7 @@ from zsl_scale.cada import (
     scaler_from_extra,
     train_vae,
 )
-from zsl_scale.core import DataError, RunConfig, load_torch_file, sha256_json
+from zsl_scale.core import DataError, ProtocolConfig, load_torch_file, sha256_json
 from zsl_scale.datasets import Benchmark
 from zsl_scale.protocol.phases import Phase, make_phase, setting_name
 from zsl_scale.scoring import harmonic_mean, mean_per_class_accuracy, per_class_accuracy
@@ -87,7 +87,7 @@ class _Data:
         return self.scaler(self.feats[idx]).to(self.device), self.labels[idx].to(self.device)
 
 
-def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+def train_phase(bench: Benchmark, phase: Phase, cfg: ProtocolConfig, device: torch.device, seed: int,
                 log: Log = print, progress: Progress | None = None, label: str | None = None,
                 cache: Path | None = None) -> TrainedPhase:
     """Fit the min-max scaler and train the VAE on the phase's training images only.
@@ -107,7 +107,7 @@ def train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.de
     return trained
 
 
-def phase_key(bench: Benchmark, phase: Phase, cfg: RunConfig, seed: int) -> str:
+def phase_key(bench: Benchmark, phase: Phase, cfg: ProtocolConfig, seed: int) -> str:
     """Everything a phase's trained VAE depends on, hashed (the cache key of :func:`train_phase`).
 
     ``train.precision`` enters the key only when it is not the default fp32, so VAEs cached before the
@@ -137,7 +137,7 @@ def _load_phase(path: Path, device: torch.device) -> TrainedPhase:
                         float(extra.get("seconds", 0.0)))
 
 
-def _train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+def _train_phase(bench: Benchmark, phase: Phase, cfg: ProtocolConfig, device: torch.device, seed: int,
                  log: Log, progress: Progress | None, label: str | None) -> TrainedPhase:
     t0 = time.perf_counter()
     data = _Data(bench, None, device)
@@ -159,7 +159,7 @@ def _train_phase(bench: Benchmark, phase: Phase, cfg: RunConfig, device: torch.d
     return TrainedPhase(model, data.scaler, history, time.perf_counter() - t0)
 
 
-def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench: Benchmark) -> Path:
+def save_trained(path: str | Path, trained: TrainedPhase, cfg: ProtocolConfig, bench: Benchmark) -> Path:
     """Checkpoint a phase's VAE with everything needed to evaluate it later: scaler, config, history."""
     return save_model(path, trained.model, extra={
         "benchmark": bench.name, "seed": cfg.seed, "train_config": cfg.train.model_dump(mode="json"),
@@ -167,7 +167,7 @@ def save_trained(path: str | Path, trained: TrainedPhase, cfg: RunConfig, bench:
         "history": trained.history, "seconds": trained.seconds})
 
 
-def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
+def load_trained(path: str | Path, cfg: ProtocolConfig, bench: Benchmark, device: torch.device) -> TrainedPhase:
     """Load a :func:`save_trained` checkpoint, refusing one trained on other data or with other settings."""
     extra = _checkpoint_extra(path)
     if MIN_KEY not in extra:
@@ -181,7 +181,7 @@ def load_trained(path: str | Path, cfg: RunConfig, bench: Benchmark, device: tor
 
 
 def classify_phase(
-    bench: Benchmark, trained: TrainedPhase, phase: Phase, cfg: RunConfig, device: torch.device, seed: int,
+    bench: Benchmark, trained: TrainedPhase, phase: Phase, cfg: ProtocolConfig, device: torch.device, seed: int,
     gzsl_epochs: int | None = None, zsl_epochs: int | None = None, trace: bool = False,
 ) -> PhaseOutcome:
     """Sample latents, train the GZSL and ZSL classifiers and score them on the phase's evaluation images.
@@ -255,7 +255,7 @@ def classify_phase(
     return PhaseOutcome(gzsl, zsl, per_class, curves, time.perf_counter() - t0)
 
 
-def _model_kwargs(cfg: RunConfig) -> dict[str, Any]:
+def _model_kwargs(cfg: ProtocolConfig) -> dict[str, Any]:
     return {"imagenet": cfg.model.imagenet, "reparam": cfg.model.reparam, "init_gain": cfg.model.init_gain}
 
 
@@ -280,7 +280,7 @@ class SettingResult:
 Selector = Callable[[str], dict[str, Any] | None]
 
 
-def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: torch.device, log: Log = print,
+def validate(bench: Benchmark, cfg: ProtocolConfig, shots_list: list[int], device: torch.device, log: Log = print,
              progress: Progress | None = None, cache: Path | None = None) -> dict[int, dict[str, Any]]:
     """Choose GZSL and ZSL classifier epochs per shot count on the validation fold(s).
 
@@ -315,7 +315,7 @@ def validate(bench: Benchmark, cfg: RunConfig, shots_list: list[int], device: to
     return out
 
 
-def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, log: Log = print,
+def evaluate_settings(bench: Benchmark, cfg: ProtocolConfig, device: torch.device, log: Log = print,
                       progress: Progress | None = None, selector: Selector | None = None,
                       on_selection: Callable[[dict[str, dict[str, Any]]], None] | None = None,
                       trained_test: TrainedPhase | None = None, cache: Path | None = None) -> list[SettingResult]:
@@ -364,7 +364,7 @@ def evaluate_settings(bench: Benchmark, cfg: RunConfig, device: torch.device, lo
     return out
 
 
-def evaluate_setting(bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+def evaluate_setting(bench: Benchmark, cfg: ProtocolConfig, shots: int, device: torch.device,
                      log: Log = print, progress: Progress | None = None) -> SettingResult:
     """:func:`evaluate_settings` for a single shot count."""
     one = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"shots": [shots]})})

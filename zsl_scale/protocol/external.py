@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl_scale.core import RunConfig, atomic_write_text, dump_config
+from zsl_scale.core import ProtocolConfig, atomic_write_text, dump_config
 from zsl_scale.datasets import Benchmark, resolve_benchmark
 from zsl_scale.protocol.methods import Log, phase_metrics
 from zsl_scale.protocol.phases import make_phase
@@ -33,7 +33,7 @@ from zsl_scale.scoring import (
 TOP_K = (1, 5)
 
 
-def run_predictions(path: Path, cfg: RunConfig, out_dir: str | Path, log: Log = print,
+def run_predictions(path: Path, cfg: ProtocolConfig, out_dir: str | Path, log: Log = print,
                     bench: Benchmark | None = None) -> ResultRecord:
     """Score the prediction file ``path`` on ``cfg.benchmark``'s GZSL test phase; one results file."""
     out = Path(out_dir)

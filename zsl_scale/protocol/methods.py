@@ -24,7 +24,7 @@ import torch
 
 from zsl_scale.cada import FeatureScaler
 from zsl_scale.core import (
-    RunConfig,
+    ProtocolConfig,
     atomic_write_text,
     dump_config,
     resolve_device,
@@ -126,7 +126,7 @@ def _tagged(log: Log, spec: MethodSpec, shots: int, phase: str) -> Log:
     return lambda msg: log(f"[{spec.display} {setting_name(shots)} {phase}] {msg}")
 
 
-def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+def select(spec: MethodSpec, bench: Benchmark, cfg: ProtocolConfig, shots: int, device: torch.device,
            log: Log = print, state_dir: Path | None = None) -> dict[str, Any]:
     """Hyper-parameters for GZSL (best validation H) and ZSL (best validation unseen accuracy)."""
     folds = []
@@ -143,7 +143,7 @@ def select(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, devic
             "gzsl": gzsl, "zsl": zsl, "grid": spec.grid}
 
 
-def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+def evaluate_method(spec: MethodSpec, bench: Benchmark, cfg: ProtocolConfig, shots: int, device: torch.device,
                     log: Log = print, state_dir: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation → chosen hyper-parameters → trainval → one test score. Returns (metrics %, selection)."""
     assert spec.make is not None
@@ -161,7 +161,7 @@ class Selected:
     zsl: Fitted
 
 
-def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: ProtocolConfig, shots: int, device: torch.device,
                  log: Log = print, state_dir: Path | None = None) -> Selected:
     """Validation → chosen hyper-parameters → fit(s) on ``trainval`` (one more fit when ZSL chose others).
 
@@ -178,7 +178,7 @@ def fit_selected(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int,
     return Selected(sel, data, fitted, zfit)
 
 
-def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: RunConfig, shots: int, device: torch.device,
+def _evaluate(spec: MethodSpec, bench: Benchmark, cfg: ProtocolConfig, shots: int, device: torch.device,
               log: Log, state_dir: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
     fit = fit_selected(spec, bench, cfg, shots, device, log, state_dir)
     sel, data, fitted = fit.selection, fit.data, fit.gzsl
@@ -198,7 +198,7 @@ def plugin_provenance(spec: MethodSpec) -> dict[str, Any]:
     return {"method_plugin": dict(spec.origin)} if spec.origin else {}
 
 
-def run_method(spec: MethodSpec, cfg: RunConfig, out_dir: str | Path, log: Log = print,
+def run_method(spec: MethodSpec, cfg: ProtocolConfig, out_dir: str | Path, log: Log = print,
                bench: Benchmark | None = None) -> list[ResultRecord]:
     """Evaluate ``spec`` for every shot count of ``cfg.eval.shots``; one results file per setting.
 

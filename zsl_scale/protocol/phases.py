@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zsl_scale.core import DataError, RunConfig
+from zsl_scale.core import DataError, ProtocolConfig
 from zsl_scale.datasets import Benchmark
 
 
@@ -29,7 +29,7 @@ class Phase:
     shot_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def make_phase(bench: Benchmark, name: str, cfg: RunConfig, shots: int, seed: int, fold: int = 0) -> Phase:
+def make_phase(bench: Benchmark, name: str, cfg: ProtocolConfig, shots: int, seed: int, fold: int = 0) -> Phase:
     """Build the validation or test phase of ``bench`` (see module docstring).
 
     ``fold`` > 0 (validation only) swaps the benchmark's ``val`` classes for another disjoint set of

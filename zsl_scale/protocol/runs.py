@@ -23,7 +23,7 @@ from pathlib import Path
 
 from zsl_scale.core import (
     DataError,
-    RunConfig,
+    ProtocolConfig,
     atomic_write_json,
     atomic_write_text,
     claim_config,
@@ -39,7 +39,7 @@ METHOD_NAMES = {"cada": "CADA-VAE", "ca": "CA-VAE", "da": "DA-VAE", "vae": "VAE"
 Log = Callable[[str], None]
 
 
-def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: Benchmark | None = None,
+def run_benchmark(cfg: ProtocolConfig, out_dir: str | Path, log: Log = print, bench: Benchmark | None = None,
                   progress: Progress | None = None, model_path: str | Path | None = None) -> list[ResultRecord]:
     """Run the protocol of :mod:`zsl_scale.protocol.evaluate` for each shot count; write results and a report."""
     out = Path(out_dir)
@@ -75,7 +75,7 @@ def run_benchmark(cfg: RunConfig, out_dir: str | Path, log: Log = print, bench: 
     return records
 
 
-def _selector(cfg: RunConfig, dataset: str) -> Selector:
+def _selector(cfg: ProtocolConfig, dataset: str) -> Selector:
     """Classifier epochs chosen on validation by an earlier run of the same method and protocol.
 
     Reads the run's ``selection.json`` (written right after its validation phase) or, failing that, the
@@ -105,7 +105,7 @@ def _selector(cfg: RunConfig, dataset: str) -> Selector:
     return found.get
 
 
-def _record(cfg: RunConfig, bench: Benchmark, res: SettingResult, device) -> ResultRecord:
+def _record(cfg: ProtocolConfig, bench: Benchmark, res: SettingResult, device) -> ResultRecord:
     m = res.metrics
     return build_record(
         dataset=bench.name,
@@ -140,7 +140,7 @@ def _history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
-def _epochs_sentence(cfg: RunConfig) -> str:
+def _epochs_sentence(cfg: ProtocolConfig) -> str:
     if cfg.classifier.epochs is not None:
         why = cfg.classifier.epochs_source or "by the config"
         return (f"Classifier epochs **fixed** at {cfg.classifier.epochs} ({why}), not chosen on this benchmark's "
@@ -149,7 +149,7 @@ def _epochs_sentence(cfg: RunConfig) -> str:
             "`selection: validation`.")
 
 
-def render_report(cfg: RunConfig, records: list[ResultRecord], note: str = "") -> str:
+def render_report(cfg: ProtocolConfig, records: list[ResultRecord], note: str = "") -> str:
     """Markdown report of one run: the S/U/H table, chosen epochs, and the protocol in words."""
     lines = [f"# {cfg.name}: {METHOD_NAMES[cfg.train.variant]} on {cfg.benchmark}", ""]
     if note:
