@@ -12,7 +12,7 @@ for seed in 0 1 2; do
     mkdir -p "$RUNS/flo-s$seed" && cp -r "$RUNS/flo-s0/"{splits,features,embeddings} "$RUNS/flo-s$seed/"
   fi
   /usr/bin/time -f "seed $seed: %e s" zsl-scale run "jobs/.flo-s$seed.yaml" --workdir "$RUNS/flo-s$seed"
-  python -c "import json, sys; from zsl_scale.jobs.bench_compare import compare
+  python -c "import json, sys; from zsl_scale.jobs.small_compare import compare
 print(json.dumps({'seed': $seed, **compare(sys.argv[1])}))" "$RUNS/flo-s$seed"
 done
 # DDP: 1 worker instead of 2, the same 2 data streams (so the same global batches), exact_sum as in flo.yaml:
@@ -20,7 +20,7 @@ done
 mkdir -p "$RUNS/flo-s0-w1" && cp -r "$RUNS/flo-s0/"{splits,features,embeddings,validation} "$RUNS/flo-s0-w1/"
 sed "s/workers: 2, streams: 2/workers: 1, streams: 2/" jobs/flo.yaml > jobs/.flo-w1.yaml
 zsl-scale run jobs/.flo-w1.yaml --workdir "$RUNS/flo-s0-w1"
-python -c "import json, sys, torch; from zsl_scale.jobs.bench_compare import scale_metrics
+python -c "import json, sys, torch; from zsl_scale.jobs.small_compare import scale_metrics
 a, b = scale_metrics(sys.argv[1]), scale_metrics(sys.argv[2])
 sa, sb = (torch.load(p + '/train/vae.pt', weights_only=False)['state_dict'] for p in sys.argv[1:3])
 same = sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -69,8 +69,8 @@ class Subset(Settings):
     per_class: int = Field(10, ge=1)
 
 
-class BenchSplitsSettings(Settings):
-    """Small-benchmark ``splits``: an xlsa17 folder with its images in a tar (read in place)."""
+class SmallSplitsSettings(Settings):
+    """Small-dataset ``splits``: an xlsa17 folder with its images in a tar (read in place)."""
 
     benchmark: str = Field(..., **_input("dir"))
     name: str | None = None
@@ -92,8 +92,8 @@ class EmbeddingsSettings(Settings):
     wordnet: str | None = None
 
 
-class BenchEmbeddingsSettings(Settings):
-    """Small-benchmark ``embeddings``: the benchmark's own ``att`` matrix (another file with ``att``)."""
+class SmallEmbeddingsSettings(Settings):
+    """Small-dataset ``embeddings``: the benchmark's own ``att`` matrix (another file with ``att``)."""
 
     att: str | None = Field(None, **_input("file"))
 
@@ -121,8 +121,8 @@ class TrainSettings(Settings):
     job: dict[str, Any] = Field(default_factory=dict)
 
 
-class BenchTrainSettings(Settings):
-    """Small-benchmark ``train``: the validation stage's protocol settings, scaled out by ``scale``."""
+class SmallTrainSettings(Settings):
+    """Small-dataset ``train``: the validation stage's protocol settings, scaled out by ``scale``."""
 
     features: str = "features"
     runner: Literal["local", "spawn", "ray"] = "ray"
@@ -141,8 +141,8 @@ class LatentsSettings(Settings):
     encode_batch: int = Field(4096, ge=1)
 
 
-class BenchLatentsSettings(Settings):
-    """Small-benchmark ``latents``: the classifiers for the epochs the validation stage chose."""
+class SmallLatentsSettings(Settings):
+    """Small-dataset ``latents``: the classifiers for the epochs the validation stage chose."""
 
     features: str = "features"
     device: str = "auto"
@@ -151,8 +151,8 @@ class BenchLatentsSettings(Settings):
     mode: str = "fixed"
 
 
-class BenchScoreSettings(Settings):
-    """Small-benchmark ``score``: GZSL and ZSL with the chunked scorer."""
+class SmallScoreSettings(Settings):
+    """Small-dataset ``score``: GZSL and ZSL with the chunked scorer."""
 
     method: str = "CADA-VAE"
     device: str = "auto"
@@ -177,8 +177,8 @@ class MethodsSettings(Settings):
     allow_pretraining_overlap: bool = False
 
 
-class BenchMethodsSettings(Settings):
-    """Small-benchmark ``methods``: registry grids searched on the benchmark's validation split."""
+class SmallMethodsSettings(Settings):
+    """Small-dataset ``methods``: registry grids searched on the benchmark's validation split."""
 
     methods: list[str] | str = Field(default_factory=lambda: ["eszsl", "devise", "sje", "ale", "conse"])
     features: str = "features"
@@ -229,9 +229,9 @@ def settings_model(kind: str, benchmark: bool) -> type[Settings] | None:
     both: dict[str, Any] = {"features": features_model, "validation": lambda: ValidationSettings,
                             "leaderboard": lambda: LeaderboardSettings}
     per_mode: dict[str, tuple[Any, Any]] = {
-        "splits": (SplitsSettings, BenchSplitsSettings), "embeddings": (EmbeddingsSettings, BenchEmbeddingsSettings),
-        "train": (TrainSettings, BenchTrainSettings), "latents": (LatentsSettings, BenchLatentsSettings),
-        "score": (None, BenchScoreSettings), "methods": (MethodsSettings, BenchMethodsSettings)}
+        "splits": (SplitsSettings, SmallSplitsSettings), "embeddings": (EmbeddingsSettings, SmallEmbeddingsSettings),
+        "train": (TrainSettings, SmallTrainSettings), "latents": (LatentsSettings, SmallLatentsSettings),
+        "score": (None, SmallScoreSettings), "methods": (MethodsSettings, SmallMethodsSettings)}
     if kind in both:
         return both[kind]()
     if kind == "score" and not benchmark:

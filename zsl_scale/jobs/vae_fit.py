@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zsl_scale.jobs.registry import StageContext
+from zsl_scale.jobs.settings import SmallTrainSettings, parse_settings
 
 
 def check_runner(ctx: StageContext, runner: str, workers: int = 1) -> str:
@@ -47,12 +48,15 @@ def classifier_scale(ctx: StageContext) -> Any:
     """Where the final softmax trains: on Ray Train with the train stage's ``scale`` settings when the VAE ran
     on Ray (``runner: ray``), else ``None`` (in the stage's process, as with ``local`` / ``spawn``).
 
-    Returns a :class:`zsl_scale.distributed.ScaleSettings` or ``None``. The ImageNet train stage nests
-    ``scale`` under ``job``; the small-benchmark one has it at the top.
+    Returns a :class:`zsl_scale.distributed.ScaleSettings` or ``None``. The train stage's settings are read
+    with its model (so its default runner applies: ``ray`` in a small-dataset job, ``local`` otherwise); an
+    ImageNet train stage nests ``scale`` under ``job``, a small-dataset one has it at the top.
     """
     from zsl_scale.distributed import ScaleSettings
 
-    conf = ctx.upstream_of_kind("train").get("config", {})
-    if conf.get("runner", "local") != "ray":
+    rec = ctx.upstream_of_kind("train")
+    train = parse_settings("train", rec.get("name", "train"), rec.get("config", {}), ctx.job.small_dataset)
+    if train.runner != "ray":
         return None
-    return ScaleSettings.model_validate(conf.get("job", {}).get("scale") or conf.get("scale") or {})
+    scale = train.scale if isinstance(train, SmallTrainSettings) else train.job.get("scale")
+    return ScaleSettings.model_validate(scale or {})
