@@ -11,9 +11,11 @@ import pytest
 from zsl_scale.core.errors import DataError
 from zsl_scale.core.shards import (
     ShardStore,
+    filter_shards,
     iter_batches,
     parquet_options,
     read_manifest,
+    shard_files,
     shard_name,
     vector_array,
     vectors,
@@ -94,3 +96,24 @@ def test_incomplete_or_foreign_folders_are_refused(tmp_path: Path):
         list(iter_batches(tmp_path))
     with pytest.raises(DataError, match="expected 'latents'"):
         read_manifest(tmp_path, "latents")
+
+
+def test_filter_shards_keeps_the_rows_asked_for_in_a_complete_set(tmp_path: Path):
+    """The train stage's filter: one output shard per source shard, rows in order, a complete manifest (so the
+    trainer reads it through the same checked reader); nothing written when every row is kept."""
+    import pyarrow.parquet as pq
+
+    src = ShardStore(tmp_path / "src", "features", {}, 2).open()
+    for i in range(2):
+        src.write_shard(i, _table(4 * i, 4).set_column(1, "wnid", pa.array(["n1", "n2"] * 2)), {})
+    src.finish({})
+    files = shard_files(tmp_path / "src", "features")
+    assert filter_shards(files, "wnid", {"n1", "n2"}, tmp_path / "all") is None and not (tmp_path / "all").exists()
+    out = filter_shards(files, "wnid", {"n2"}, tmp_path / "kept")
+    kept = shard_files(out, "features")
+    assert [p.name for p in kept] == [shard_name(0), shard_name(1)]
+    ids = [i for p in kept for i in pq.read_table(p).column("image_id").to_pylist()]
+    assert ids == ["n1/1", "n1/3", "n1/5", "n1/7"]
+    (out / shard_name(1)).unlink()
+    with pytest.raises(DataError, match="missing or damaged"):
+        shard_files(out, "features")
