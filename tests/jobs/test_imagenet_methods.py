@@ -17,7 +17,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from zsl_scale.core import ConfigError, atomic_write_json, atomic_write_parquet, atomic_write_text, vector_array
+from zsl_scale.core import (
+    ConfigError,
+    ShardStore,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+    vector_array,
+)
 from zsl_scale.jobs import JobSpec, register_stage, run_job
 from zsl_scale.jobs import registry as jobs
 from zsl_scale.results import Metrics, ResultRecord, read_result, write_result
@@ -58,12 +65,12 @@ def fake_upstream(monkeypatch) -> None:
     def _features(ctx):
         shards = ctx.out_dir / "shards"
         half = len(image_wnids) // 2
+        store = ShardStore(shards, "features", {"dim": feats.shape[1], "dtype": str(feats.dtype)}, 2).open()
         for i, sl in enumerate((slice(0, half), slice(half, None))):  # two shards, as a real features stage
-            atomic_write_parquet(shards / f"part-{i:05d}.parquet", pa.table({
+            store.write_shard(i, pa.table({
                 "image_id": [f"img{j}" for j in range(len(image_wnids))][sl], "wnid": image_wnids[sl],
-                "feature": vector_array(feats[sl])}))
-        atomic_write_json(shards / "manifest.json", {"complete": True, "shards": {
-            "part-00000.parquet": {}, "part-00001.parquet": {}}})
+                "feature": vector_array(feats[sl])}), {"classes": {}, "skipped": []})
+        store.finish({})  # a manifest the one shard reader accepts (schema, kind, complete, each shard's size)
         return [shards / "manifest.json"]
 
     @register_stage("embeddings")
