@@ -71,7 +71,7 @@ def train_classifier_ray(
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from zsl_scale.distributed.ray_fit import _use_gpu, _user_error
+    from zsl_scale.distributed.ray_fit import _use_gpu, _user_error, controller_poll
 
     streams = None
     if scale.exact_sum:
@@ -93,7 +93,8 @@ def train_classifier_ray(
                              failure_config=FailureConfig(max_failures=scale.max_failures)),
     )
     try:
-        result = trainer.fit()
+        with controller_poll(scale.poll_interval_s):
+            result = trainer.fit()
         assert result.checkpoint is not None, "rank 0 reports the weights"
         with result.checkpoint.as_directory() as d:
             saved = load_torch_file(Path(d) / WEIGHTS, "classifier checkpoint")

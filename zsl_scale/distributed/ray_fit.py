@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,28 @@ def _ray_entry(config: dict[str, Any]) -> None:
     bind_to_driver(config.get("driver"))  # Ray workers are the raylet's children: a heartbeat on the driver
     job: VaeJob = config["job"]
     vae_worker(job, RayContext(config["run_dir"], job.cfg.scale.checkpoint_every_s))
+
+
+POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+
+
+@contextlib.contextmanager
+def controller_poll(seconds: float) -> Iterator[None]:
+    """Ray Train's controller polls its workers every ``seconds`` (``scale.poll_interval_s``) in this block.
+
+    Ray reads the period from ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` in the driver's environment and hands it to
+    the controller it starts in ``fit()``; the variable is set only for the block, so the process's later runs
+    and the user's own environment are untouched.
+    """
+    before = os.environ.get(POLL_ENV)
+    os.environ[POLL_ENV] = str(float(seconds))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(POLL_ENV, None)
+        else:
+            os.environ[POLL_ENV] = before
 
 
 def _use_gpu(device: str) -> bool:
@@ -68,7 +92,7 @@ def fit_ray(job: VaeJob) -> dict[str, Any]:
     )
     try:
         with watch_failures(Path(run_dir), job.cfg.name, s.max_failures) if "://" not in storage \
-                else contextlib.nullcontext():
+                else contextlib.nullcontext(), controller_poll(s.poll_interval_s):
             result = trainer.fit()
     except Exception as exc:  # Ray wraps worker errors; surface a user error as one line
         raise _user_error(exc) from exc
