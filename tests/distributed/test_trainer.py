@@ -322,3 +322,23 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
     saved = torch.load(run / "classifier.pt", weights_only=True)
     assert saved["wnids"] == wnids and saved["weight"].shape == (160, 128) and saved["epochs"] == 1
     os_env.undo()
+
+
+def test_controller_poll_sets_rays_period_for_the_block_only(monkeypatch) -> None:
+    """``scale.poll_interval_s`` reaches Ray Train through RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, which Ray reads in
+    ``fit()`` (and hands to its controller); outside the block the user's own value, or none, is back."""
+    from ray.train.v2._internal.constants import HEALTH_CHECK_INTERVAL_S_ENV_VAR, get_env_vars_to_propagate
+
+    from zsl_scale.distributed.config import ScaleSettings
+    from zsl_scale.distributed.ray_fit import POLL_ENV, controller_poll
+
+    assert POLL_ENV == HEALTH_CHECK_INTERVAL_S_ENV_VAR  # the variable this Ray version reads
+    assert ScaleSettings().poll_interval_s == 0.5
+    monkeypatch.delenv(POLL_ENV, raising=False)
+    with controller_poll(0.25):
+        assert get_env_vars_to_propagate()[POLL_ENV] == "0.25"  # what fit() passes to the controller
+    assert POLL_ENV not in get_env_vars_to_propagate()
+    monkeypatch.setenv(POLL_ENV, "3")
+    with controller_poll(1):
+        assert float(get_env_vars_to_propagate()[POLL_ENV]) == 1.0
+    assert get_env_vars_to_propagate()[POLL_ENV] == "3"

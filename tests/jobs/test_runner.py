@@ -158,16 +158,21 @@ def test_cli_run(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster, tmp_path: Path,
-                                         monkeypatch) -> None:
+def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster, graph_cache: Path,
+                                         tmp_path: Path, monkeypatch) -> None:
     """The whole ImageNet path on the 1,000 real sample images (real WordNet, real embeddings): CI runs it as
     a user does, ``zsl-scale run jobs/imagenet-samples.yaml`` on the multi-node cluster (RAY_ADDRESS), killed
-    in the train stage and run again (it resumes), from a working folder that is not the data's."""
+    in the train stage and run again (it resumes), from a working folder that is not the data's.
+
+    The job's cache (embeddings, WordNet) is its own temp folder, holding a copy of the session's WordNet graph
+    (its extraction from nltk, 15 s, is tested by ``graph_cache``): the job runs as a user's second job does."""
     import json
+    import shutil
 
     from tests.jobs.test_bench import _run_killed_in_train_then_resumed
     from zsl_scale.results.schema import read_result
 
+    shutil.copytree(graph_cache, tmp_path / "cache")
     monkeypatch.setenv("ZSL_SCALE_CACHE", str(tmp_path / "cache"))  # embeddings / WordNet caches: tmp only
     root = Path(__file__).resolve().parents[2]
     job_file = root / "jobs" / "imagenet-samples.yaml"
