@@ -136,12 +136,14 @@ def test_killed_driver_rerun_resumes_to_the_same_result(data, ref1, tmp_path):
     np.testing.assert_array_equal(params, ref1[0])
 
 
-def test_killed_worker_ray_recovers_to_the_same_result(data, ref2, tmp_path, ray_session):
-    """One TorchTrainer run (2 gloo workers): rank 1 dies mid-epoch 1; FailureConfig restarts the group."""
+def test_ray_train_ddp_is_bitwise_the_spawn_runner(data, ref2, tmp_path, ray_session):
+    """One TorchTrainer run (2 gloo workers, DDP's all-reduce) gives bitwise the weights and losses of the
+    ``spawn`` runner's 2 workers. A worker lost mid-run (FailureConfig restarting the group from its checkpoint,
+    bitwise the uninterrupted run) is tested where users meet it, by killing a node under ``dist train``:
+    tests/distributed/test_on_cluster.py::test_resumed_run_after_node_loss_is_bitwise_equal."""
     job = make_job(tmp_path, data, "two", workers=2)
-    job.fault = {"epoch": 1, "rank": 1, "marker": str(tmp_path / "killed")}
     summary = fit_ray(job)
-    assert (tmp_path / "killed").exists() and summary["epochs"] == EPOCHS
+    assert summary["epochs"] == EPOCHS
     params, history = final(tmp_path / "two")
     np.testing.assert_array_equal(params, ref2[0])
     np.testing.assert_array_equal([r["loss"] for r in history], [r["loss"] for r in ref2[1]])

@@ -6,12 +6,14 @@ from __future__ import annotations
 from zsl_scale.core import lazy_exports
 
 _EXPORTS = {
+    "ClassifierTask": "classifier_ray",
     "DistJobConfig": "config",
     "ScaleSettings": "config",
     "build_bank": "classifier",
     "check_runner": "runners",
     "export_model": "export",
     "fit_classifier": "classifier_ray",
+    "fit_classifiers": "classifier_ray",
     "fit_local": "trainer",
     "fit_ray": "ray_fit",
     "fit_spawn": "trainer",

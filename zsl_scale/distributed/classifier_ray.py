@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,21 @@ from zsl_scale.distributed.config import ScaleSettings
 WEIGHTS = "classifier.pt"
 
 
+@dataclass(frozen=True)
+class ClassifierTask:
+    """One softmax to train: its latent bank, epochs and seed (a job's GZSL and ZSL heads are two tasks)."""
+
+    bank: LatentBank
+    epochs: int
+    seed: int = 0
+
+
+Fitted = tuple[nn.Linear, list[dict[str, float]]]
+
+
 def _worker(config: dict[str, Any]) -> None:
-    """One Ray Train rank: train on its part of every global batch; rank 0 reports the weights."""
+    """One Ray Train rank: train on its part of every global batch, task after task in one worker group (each
+    group costs seconds of process start-up); rank 0 reports every task's weights in one checkpoint."""
     import ray
     import ray.train
     import ray.train.torch
@@ -39,30 +53,30 @@ def _worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(config["threads"])
-    bank: LatentBank = ray.get(config["bank"])
-    linear, history = train_classifier(bank, config["cfg"], config["epochs"], mode=config["mode"],
-                                       seed=config["seed"], rank=rank, world=world,
-                                       device=ray.train.torch.get_device(), streams=config["streams"])
+    heads = []
+    for bank_ref, epochs, seed in config["tasks"]:
+        bank: LatentBank = ray.get(bank_ref)
+        linear, history = train_classifier(bank, config["cfg"], epochs, mode=config["mode"], seed=seed, rank=rank,
+                                           world=world, device=ray.train.torch.get_device(), streams=config["streams"])
+        heads.append({"state": {k: v.cpu() for k, v in linear.state_dict().items()}, "history": history})
     with tempfile.TemporaryDirectory(prefix="zsl_cls_") as tmp:
         checkpoint = None
         if rank == 0:
-            torch.save({"state": {k: v.cpu() for k, v in linear.state_dict().items()}, "history": history},
-                       Path(tmp) / WEIGHTS)
+            torch.save({"heads": heads}, Path(tmp) / WEIGHTS)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({"loss": history[-1]["loss"] if history else 0.0}, checkpoint=checkpoint)
+        last = heads[-1]["history"] if heads else []
+        ray.train.report({"loss": last[-1]["loss"] if last else 0.0}, checkpoint=checkpoint)
 
 
-def train_classifier_ray(
-    bank: LatentBank,
+def train_classifiers_ray(
+    tasks: list[ClassifierTask],
     cfg: ClassifierConfig,
-    epochs: int,
     scale: ScaleSettings,
     storage: str | Path,
     mode: Mode = "fixed",
-    seed: int = 0,
-) -> tuple[nn.Linear, list[dict[str, float]]]:
-    """Train the softmax on ``scale.workers`` Ray Train workers; returns ``(linear, history)`` like
-    :func:`~zsl_scale.distributed.classifier.train_classifier`.
+) -> list[Fitted]:
+    """Train each task's softmax on ``scale.workers`` Ray Train workers, all in one worker group; returns
+    ``(linear, history)`` per task like :func:`~zsl_scale.distributed.classifier.train_classifier`.
 
     ``storage`` (on storage every node shares, like ``scale.storage_path``) holds Ray Train's run folder
     while it trains; it is removed once the weights are read back.
@@ -84,7 +98,7 @@ def train_classifier_ray(
     name = ".classifier-ray"
     trainer = TorchTrainer(
         _worker,
-        train_loop_config={"bank": ray.put(bank), "cfg": cfg, "epochs": epochs, "mode": mode, "seed": seed,
+        train_loop_config={"tasks": [(ray.put(t.bank), t.epochs, t.seed) for t in tasks], "cfg": cfg, "mode": mode,
                            "streams": streams, "threads": scale.threads_per_worker},
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=scale.workers, use_gpu=gpu,
@@ -102,9 +116,27 @@ def train_classifier_ray(
         raise _user_error(exc) from exc
     finally:
         shutil.rmtree(storage / name, ignore_errors=True)
-    linear = nn.Linear(bank.mu.shape[1], len(bank.wnids))
-    linear.load_state_dict(saved["state"])
-    return linear, saved["history"]
+    fitted = []
+    for task, head in zip(tasks, saved["heads"], strict=True):
+        linear = nn.Linear(task.bank.mu.shape[1], len(task.bank.wnids))
+        linear.load_state_dict(head["state"])
+        fitted.append((linear, head["history"]))
+    return fitted
+
+
+def fit_classifiers(
+    tasks: list[ClassifierTask],
+    cfg: ClassifierConfig,
+    scale: ScaleSettings | None,
+    storage: str | Path,
+    mode: Mode = "fixed",
+    device: torch.device | str = "cpu",
+) -> list[Fitted]:
+    """The softmaxes where the VAE was trained: on Ray Train with ``scale`` (the VAE's scale settings, when it
+    ran on Ray), all tasks in one worker group, else one after another in this process on ``device``."""
+    if scale is None:
+        return [train_classifier(t.bank, cfg, t.epochs, mode=mode, seed=t.seed, device=device) for t in tasks]
+    return train_classifiers_ray(tasks, cfg, scale, storage, mode=mode)
 
 
 def fit_classifier(
@@ -116,9 +148,6 @@ def fit_classifier(
     mode: Mode = "fixed",
     seed: int = 0,
     device: torch.device | str = "cpu",
-) -> tuple[nn.Linear, list[dict[str, float]]]:
-    """The softmax where the VAE was trained: on Ray Train with ``scale`` (the VAE's scale settings, when it
-    ran on Ray), else in this process on ``device``."""
-    if scale is None:
-        return train_classifier(bank, cfg, epochs, mode=mode, seed=seed, device=device)
-    return train_classifier_ray(bank, cfg, epochs, scale, storage, mode=mode, seed=seed)
+) -> Fitted:
+    """One softmax where the VAE was trained (:func:`fit_classifiers` with one task)."""
+    return fit_classifiers([ClassifierTask(bank, epochs, seed)], cfg, scale, storage, mode=mode, device=device)[0]

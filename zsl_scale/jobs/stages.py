@@ -90,10 +90,19 @@ def run_train(ctx: StageContext) -> list[Path]:
 
 @register_stage("latents", builtin=True)
 def run_latents(ctx: StageContext) -> list[Path]:
-    """μ latents of the test features, and the dataset's classifiers fit on sampled latents."""
+    """μ latents of the test features, and the dataset's classifiers fit on sampled latents: on Ray Train, all
+    heads in one worker group (a small dataset's GZSL and ZSL heads; their banks are small), since every group
+    costs ~10 s of process start-up."""
     from zsl_scale.cada import load_model, scaler_from_extra
     from zsl_scale.core import resolve_device, shard_files
-    from zsl_scale.distributed import build_bank, fit_classifier, load_class_table, open_features, save_classifier
+    from zsl_scale.distributed import (
+        ClassifierTask,
+        build_bank,
+        fit_classifiers,
+        load_class_table,
+        open_features,
+        save_classifier,
+    )
     from zsl_scale.latents import LatentOptions, generate_latents
 
     cfg = settings_of(ctx)
@@ -108,15 +117,13 @@ def run_latents(ctx: StageContext) -> list[Path]:
     vae, _ = load_model(vae_path, dev)
     scaler = scaler_from_extra(saved, f"model checkpoint {vae_path}")
     emb = load_class_table(Path(ctx.upstream_of_kind("embeddings")["out_dir"]) / "embeddings.parquet")
-    outputs = [ctx.out_dir / "test" / "manifest.json"]
-    for head in plan.heads:
-        bank = build_bank(vae, train_src, emb, list(head.seen), list(head.unseen), plan.classifier, scaler,
-                          seed=head.bank_seed, device=dev)
-        linear, history = fit_classifier(bank, plan.classifier, head.epochs, classifier_scale(ctx), ctx.out_dir,
-                                         mode=plan.mode, seed=head.fit_seed, device=dev)
-        save_classifier(ctx.out_dir / head.file, linear, bank.wnids, history, head.epochs)
-        outputs.append(ctx.out_dir / head.file)
-    return outputs
+    tasks = [ClassifierTask(build_bank(vae, train_src, emb, list(head.seen), list(head.unseen), plan.classifier,
+                                       scaler, seed=head.bank_seed, device=dev), head.epochs, head.fit_seed)
+             for head in plan.heads]
+    fitted = fit_classifiers(tasks, plan.classifier, classifier_scale(ctx), ctx.out_dir, mode=plan.mode, device=dev)
+    for head, task, (linear, history) in zip(plan.heads, tasks, fitted, strict=True):
+        save_classifier(ctx.out_dir / head.file, linear, task.bank.wnids, history, head.epochs)
+    return [ctx.out_dir / "test" / "manifest.json", *(ctx.out_dir / head.file for head in plan.heads)]
 
 
 @register_stage("score", builtin=True)
