@@ -198,8 +198,7 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster
     assert unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19): 5.0 measured
     assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
-    again = ray_cluster.run(["run", str(job_file), "--workdir", str(tmp_path / "run")], tmp_path / "cwd")
-    assert again.rc == 0 and "job imagenet-samples: 8 stage(s) up to date, 0 ran" in again.out, again.err[-3000:]
+    # a third run skips every stage: the Flowers CI-subset job test checks it (the same runner code)
 
 
 def _prediction_file(run: Path, name: str, table, shards: list[Path], column: str, query_map) -> Path:
