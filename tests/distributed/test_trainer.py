@@ -295,7 +295,7 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
     from zsl_scale.features.extract import ExtractOptions, extract_features
 
     dirs = sorted(p for p in imagenet_samples_dir.iterdir() if p.is_dir())
-    seen, unseen = dirs[:128], [p.name for p in dirs[128:160]]
+    seen, unseen = dirs[:64], [p.name for p in dirs[64:80]]
     (tmp_path / "images.tsv").write_text("".join(f"{next(iter(sorted(d.iterdir())))}\t{d.name}\n" for d in seen))
     extract_features(tmp_path / "images.tsv", tmp_path / "features",
                      ExtractOptions(shard_size=64, input_kind="list", device="cpu", workers=1))
@@ -316,13 +316,13 @@ def test_imagenet_config_end_to_end_on_real_images(imagenet_samples_dir, tmp_pat
     assert vae.cfg.modality("image").decoder_hidden == [1160, 1660]
     assert vae.cfg.modality("class").decoder_hidden == [460, 660]
     assert vae.cfg.modality("image").input_dim == 1280 and vae.cfg.modality("class").input_dim == 384
-    assert len(trained) == 128 and len(state["history"]) == 2 and np.isfinite(state["history"][-1]["loss"])
+    assert len(trained) == 64 and len(state["history"]) == 2 and np.isfinite(state["history"][-1]["loss"])
     main(["dist", "classifier", "--run", str(run), "--features", str(tmp_path / "features"), "--embeddings",
           str(tmp_path / "emb.parquet"), "--unseen", str(tmp_path / "unseen.txt"), "--epochs", "1", "--device", "cpu",
           "--runner", "local"])
-    assert "classifier over 160 classes (128 seen, 32 unseen)" in capsys.readouterr().out
+    assert "classifier over 80 classes (64 seen, 16 unseen)" in capsys.readouterr().out
     saved = torch.load(run / "classifier.pt", weights_only=True)
-    assert saved["wnids"] == wnids and saved["weight"].shape == (160, 128) and saved["epochs"] == 1
+    assert saved["wnids"] == wnids and saved["weight"].shape == (80, 128) and saved["epochs"] == 1
     os_env.undo()
 
 

@@ -194,8 +194,10 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster
     # it learns (before min-max scaling and the CI-size weights it collapsed to S = U = H = 0):
     chance = 100.0 / rec.extra["search_space"]  # top-1 chance in percent (0.039)
     seen_top1, unseen_top5 = rec.metrics.S, rec.metrics.top_k["top5"]
-    assert seen_top1 > 20 * chance  # seen classes on their training images: 68.8 measured
-    assert unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19): 5.0 measured
+    # S 75.2 and held-out top-5 6.0 measured (2026-12-06). A VAE trained with fewer steps (20 epochs, or batches
+    # of 64) gave S 17-20 and top-5 2.0 on the same features: these bounds catch that, chance is far below
+    assert seen_top1 > 30 and seen_top1 > 20 * chance  # seen classes on their training images
+    assert unseen_top5 > 3 and unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19)
     assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
     # a third run skips every stage: the Flowers CI-subset job test checks it (the same runner code)
