@@ -58,7 +58,8 @@ def make_job(storage: Path, data, name: str, workers: int = 1, exact: bool = Fal
     tcfg = TrainConfig(batch_size=50, epochs=EPOCHS, lr=1e-3).shortened(EPOCHS).model_copy(update=train)
     cfg = DistJobConfig(name=name, model=ModelSettings(imagenet=False), train=tcfg,
                         scale={"workers": workers, "streams": 2, "block_rows": 100, "storage_path": str(storage),
-                               "max_failures": 1, "exact_sum": exact})
+                               "max_failures": 1, "exact_sum": exact,
+                               "checkpoint_every_s": 0})  # every epoch: the tests count checkpoints
     return prepare_job(cfg, open_features(feats), load_class_table(emb))
 
 
@@ -344,3 +345,20 @@ def test_controller_poll_sets_rays_period_for_the_block_only(monkeypatch) -> Non
     with controller_poll(1):
         assert float(get_env_vars_to_propagate()[POLL_ENV]) == 1.0
     assert get_env_vars_to_propagate()[POLL_ENV] == "3"
+
+
+def test_local_checkpoints_follow_the_clock(tmp_path, monkeypatch) -> None:
+    """``scale.checkpoint_every_s`` for the local runner: the first epoch a run runs, then once the interval has
+    passed, and the last one; ``losses.csv`` every epoch."""
+    from zsl_scale.distributed import state as state_mod
+
+    clock = iter([0.0, 1.0, 2.0, 11.0, 12.0, 13.0])
+    monkeypatch.setattr(state_mod.time, "monotonic", lambda: next(clock))
+    ctx = state_mod.LocalContext(tmp_path, every_s=10.0, keep=10)
+    history = []
+    for epoch in range(6):
+        history.append({c: 0.0 for c in LOSS_COLUMNS} | {"epoch": epoch})
+        ctx.save({"epoch": epoch + 1, "history": history}, {}, {}, last=epoch == 5)
+        assert len((tmp_path / "losses.csv").read_text().splitlines()) == epoch + 2
+    saved = sorted(p.name for p in tmp_path.glob("checkpoint_epoch_*"))
+    assert saved == ["checkpoint_epoch_0001", "checkpoint_epoch_0004", "checkpoint_epoch_0006"]

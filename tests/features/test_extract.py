@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _subset_tree(root: Path, samples: Path, n: int, start: int = 0) -> Path:
-    """An ImageNet-style tree of ``n`` sample classes (symlinked folders, one image each)."""
+def _subset_tree(root: Path, samples: Path, n: int, start: int = 0, step: int = 1) -> Path:
+    """An ImageNet-style tree of ``n`` sample classes, every ``step``-th from ``start`` (symlinked folders, one image
+    each)."""
     root.mkdir(parents=True)
-    for wnid in sorted(p.name for p in samples.iterdir() if p.is_dir())[start : start + n]:
+    for wnid in sorted(p.name for p in samples.iterdir() if p.is_dir())[start::step][:n]:
         (root / wnid).symlink_to(samples / wnid)
     return root
 
@@ -64,21 +65,26 @@ def _shard_hashes(out: Path) -> dict[str, str]:
     return {k: v["sha256"] for k, v in read_feature_manifest(out)["shards"].items()}
 
 
-# --- full 1,000-image extraction (shared by the end-to-end tests) --------------------------------
+# --- a 250-image extraction over the whole 1K label space (shared by the end-to-end tests) ---------------
 
 
 @pytest.fixture(scope="module")
 def full_extract(tmp_path_factory, imagenet_samples_dir: Path, ray_session) -> Path:
+    """Every fourth class of the 1,000 samples (250 images, the head's whole 1K label space still scored) on two
+    Ray actors: the whole 1,000 run through the ImageNet-samples job test (as float16)."""
+    tree = _subset_tree(tmp_path_factory.mktemp("quarter") / "images", imagenet_samples_dir, 250, step=4)
     out = tmp_path_factory.mktemp("features") / "all"
-    opts = ExtractOptions(dtype="float32", batch_size=25, shard_size=250, workers=2)
-    summary = extract_features(imagenet_samples_dir, out, opts)
-    assert summary.rows == 1000 and summary.num_shards == 4 and summary.skipped == 0
+    opts = ExtractOptions(dtype="float32", batch_size=25, shard_size=100, workers=2)
+    summary = extract_features(tree, out, opts)
+    assert summary.rows == 250 and summary.num_shards == 3 and summary.skipped == 0
     return out
 
 
 @pytest.mark.slow
-def test_pretrained_head_top1_on_1000_real_images(full_extract: Path, imagenet_samples_dir: Path):
-    """Checks preprocessing end to end: the head's class order is the sorted 1K wnids."""
+def test_pretrained_head_top1_on_real_images(full_extract: Path, imagenet_samples_dir: Path):
+    """Checks preprocessing end to end: the head's class order is the sorted 1K wnids. On these 250 images the
+    head's top-1 is 0.888 (0.873 on all 1,000; the other three quarters 0.888 / 0.860 / 0.856); a wrong mean, scale,
+    channel order or crop costs far more than the margin."""
     wnids = sorted(p.name for p in imagenet_samples_dir.iterdir() if p.is_dir())
     table = _read_all(full_extract)
     head = get_backbone("efficientnet_lite0").load().head
@@ -94,7 +100,7 @@ def test_pretrained_head_top1_on_1000_real_images(full_extract: Path, imagenet_s
 def test_features_equal_a_direct_forward_pass(full_extract: Path, imagenet_samples_dir: Path):
     table = _read_all(full_extract)
     ids = table.column("image_id").to_pylist()
-    picks = list(range(0, 1000, 97))
+    picks = list(range(0, 250, 23))
     paths = [next(imagenet_samples_dir.glob(f"{ids[i]}.*")) for i in picks]
     ref = _reference_features(paths)
     got = feature_matrix(table)[picks]
@@ -111,10 +117,11 @@ def test_schema_manifest_and_count_table(full_extract: Path):
     assert m["complete"] and m["dim"] == 1280 and m["dtype"] == "float32"
     assert m["backbone"]["name"] == "efficientnet_lite0" and "sha256:" in m["backbone"]["weights_id"]
     assert m["preprocessing"]["resize"] == 256 and m["preprocessing"]["crop"] == 224
-    assert len(m["class_counts"]) == 1000 and set(m["class_counts"].values()) == {1}
-    assert sum(s["rows"] for s in m["shards"].values()) == 1000
+    assert len(m["class_counts"]) == 250 and set(m["class_counts"].values()) == {1}
+    assert sum(s["rows"] for s in m["shards"].values()) == 250
+    assert [s["rows"] for _, s in sorted(m["shards"].items())] == [100, 100, 50]
     lines = (full_extract / "class_counts.tsv").read_text().splitlines()
-    assert lines[0] == "wnid\tcount" and len(lines) == 1001 and lines[1] == "n01440764\t1"
+    assert lines[0] == "wnid\tcount" and len(lines) == 251 and lines[1] == "n01440764\t1"
     # rows are in sorted (wnid, image_id) order, i.e. shard assignment follows the sorted file list
     ids = _read_all(full_extract).column("image_id").to_pylist()
     assert ids == sorted(ids)

@@ -21,12 +21,13 @@ SHORT = [  # the paper's config on a shortened schedule (warm-ups scaled to 60 e
 
 
 def small_job(seed: int = 0) -> JobSpec:
-    """3 val + 3 train-only + 3 unseen classes × 20 images (180 images, 93 trainval rows = 3 batches of 31)."""
+    """3 val + 3 train-only + 3 unseen classes × 20 images (180 images, 93 trainval rows = 3 batches of 31); the
+    features in 2 shards of 90, one per model actor."""
     return JobSpec.model_validate({"name": "flo-small", "workdir": "w", "stages": [
         {"name": "splits", "config": {"benchmark": "shared:flo", "name": "flo", "class_prefix": "flower",
                                       "subset": {"classes": 3, "per_class": 20, "seed": 0}}},
         {"name": "features", "config": {"source": "@splits/images.tsv", "dtype": "float16", "batch_size": 64,
-                                        "workers": 1}},
+                                        "shard_size": 90, "workers": 2}},
         {"name": "embeddings", "config": {}},
         {"name": "validation", "config": {"config": "paper", "seed": seed, "set": SHORT, "device": "cpu"}},
         {"name": "train", "config": {"runner": "local", "scale": {"workers": 1, "streams": 1, "device": "cpu"}}},
@@ -199,6 +200,7 @@ def _methods_stage_is_the_reference(run: Path) -> None:
 def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:
     """ZSL accuracy of the scale classifier and of the reference one, trained on the same bank latents from
     the job's VAE and scored on the job's test latents (μ, which must equal the VAE's μ of the features)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
 
@@ -213,8 +215,8 @@ def _zsl_both_classifiers(run: Path, seed: int) -> tuple[float, float]:
     scaler = scaler_from_extra(extra, "vae.pt")
     unseen = json.loads((run / "splits/classes.json").read_text())["unseen"]
     test_unseen = set(json.loads((run / "splits/splits.json").read_text())["test_unseen"])
-    lat = pq.read_table(next((run / "latents/test").glob("*.parquet"))).to_pydict()
-    feats = pq.read_table(next((run / "features/shards").glob("*.parquet"))).to_pydict()
+    lat, feats = (pa.concat_tables([pq.read_table(p) for p in sorted((run / folder).glob("*.parquet"))]).to_pydict()
+                  for folder in ("latents/test", "features/shards"))
     keep = [n for n, i in enumerate(lat["image_id"]) if i in test_unseen]
     z = torch.tensor(np.asarray(lat["latent"])[keep], dtype=torch.float32)
     pos = {i: n for n, i in enumerate(feats["image_id"])}

@@ -194,10 +194,12 @@ def test_imagenet_samples_job_end_to_end(imagenet_samples_dir: Path, ray_cluster
     # it learns (before min-max scaling and the CI-size weights it collapsed to S = U = H = 0):
     chance = 100.0 / rec.extra["search_space"]  # top-1 chance in percent (0.039)
     seen_top1, unseen_top5 = rec.metrics.S, rec.metrics.top_k["top5"]
-    # S 75.2 and held-out top-5 6.0 measured (2026-12-06). A VAE trained with fewer steps (20 epochs, or batches
-    # of 64) gave S 17-20 and top-5 2.0 on the same features: these bounds catch that, chance is far below
-    assert seen_top1 > 30 and seen_top1 > 20 * chance  # seen classes on their training images
-    assert unseen_top5 > 3 and unseen_top5 > 25 * chance  # held-out classes' top-5 (chance 0.19)
+    # Measured 2026-12-06 over five runs whose floats differ slightly (train seeds 0-2; feature shards of 84 or 250
+    # images, whose conv batches round differently): S 44.8-80.9, held-out top-5 3-6 (one image of 100 is one point).
+    # A VAE trained with fewer steps (20 epochs, or batches of 64) gave S 17-20 and top-5 2.0: S catches that; the
+    # top-5 bound only says the held-out classes are found far above chance (10x), it cannot tell 3 from 2 images
+    assert seen_top1 > 25 and seen_top1 > 20 * chance  # seen classes on their training images
+    assert unseen_top5 >= 2 and unseen_top5 > 10 * chance  # held-out classes' top-5 (chance 0.19)
     assert len(rec.metrics.per_class) == 1000 and rec.metrics.per_group
     assert (tmp_path / "run/leaderboard/board/index.html").exists()
     # a third run skips every stage: the Flowers CI-subset job test checks it (the same runner code)
@@ -240,8 +242,8 @@ def _assert_reproduces(run: Path, path: Path, reference: Path) -> None:
 
 def _prediction_files_reproduce_the_stages(run: Path) -> None:
     """Test outputs on the real 2H split as prediction files give the job's own numbers exactly: ESZSL's (the
-    methods stage; S = U = 0 here, every image on one unseen class) and CADA-VAE's (the score stage: S 75.2,
-    U 1.0 on 2026-12-06), each as its top-5 wnids."""
+    methods stage; S = U = 0 here, every image on one unseen class) and CADA-VAE's (the score stage: S 45-81,
+    U 0-1 on 2026-12-06), each as its top-5 wnids."""
     import numpy as np
     import torch
 

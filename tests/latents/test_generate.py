@@ -83,9 +83,15 @@ def _encode(model_path: Path, name: str, x: np.ndarray) -> tuple[np.ndarray, np.
         return mu.numpy(), model.std(logvar).numpy()
 
 
-def test_mu_mode_mirrors_feature_shards_and_equals_direct_encoding(tmp_path, model_path, feature_dir, ray_session):
-    out = tmp_path / "mu"
-    s = generate_latents(model_path, out, LatentOptions(workers=2), features=feature_dir)
+@pytest.fixture(scope="module")
+def mu_latents(tmp_path_factory, model_path, feature_dir, ray_session):
+    """μ of every feature row, on two actors (read by the tests of mode ``mu`` and of feature scaling)."""
+    out = tmp_path_factory.mktemp("mu") / "mu"
+    return out, generate_latents(model_path, out, LatentOptions(workers=2), features=feature_dir)
+
+
+def test_mu_mode_mirrors_feature_shards_and_equals_direct_encoding(mu_latents, model_path, feature_dir):
+    out, s = mu_latents
     assert s.mode == "mu" and s.num_shards == 3 and s.rows == sum(COUNTS.values())
     got = _table(out)
     feats = pa.Table.from_batches(list(iter_batches(feature_dir, kind="features")))
@@ -186,10 +192,9 @@ def test_cli_generates_and_rejects_bad_input(tmp_path, capsys, model_path, featu
 
 
 def test_features_are_scaled_with_the_models_statistics_and_a_model_without_them_is_refused(
-    tmp_path, model_path, feature_dir, class_file, ray_session
+    tmp_path, mu_latents, model_path, feature_dir, class_file, ray_session
 ):
-    out = tmp_path / "mu"
-    generate_latents(model_path, out, LatentOptions(workers=1), features=feature_dir)
+    out, _ = mu_latents
     feats = pa.Table.from_batches(list(iter_batches(feature_dir, kind="features")))
     x = vectors(feats.column("feature")).astype(np.float32)
     from zsl_scale.cada.train import load_model

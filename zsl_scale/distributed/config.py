@@ -34,10 +34,11 @@ class ScaleSettings(BaseModel):
     group_blocks: int = Field(default=8, ge=1)  # blocks shuffled together: the shuffle buffer, in blocks
     max_failures: int = Field(default=3, ge=-1)  # worker failures Ray Train recovers from per run
     keep_checkpoints: int = Field(default=2, ge=1)
-    # Ray Train runs report a checkpoint at most this often (and always after the first and the last epoch of
-    # a run): Ray's controller takes one report per poll (``poll_interval_s``), so reporting every short epoch
-    # stalls the workers (60 Flowers-subset epochs at Ray's 2 s poll: 0.2 s of work each, 2 s each with a
-    # report). Never changes the numbers.
+    # A run saves a checkpoint at most this often, and always after the first and the last epoch it runs
+    # (distributed.state.CheckpointClock; every runner): an ImageNet VAE's checkpoint is ~200 MB, and a Ray Train
+    # report waits for the controller's next poll (``poll_interval_s``), so saving every short epoch costs more than
+    # the epoch (60 Flowers-subset epochs at Ray's 2 s poll: 0.2 s of work each, 2 s each with a report). 0: every
+    # epoch. Never changes the numbers (a resumed run recomputes the epochs since its checkpoint bit for bit).
     checkpoint_every_s: float = Field(default=10.0, ge=0)
     # how often Ray Train's controller polls its workers (it sets Ray's RAY_TRAIN_HEALTH_CHECK_INTERVAL_S for the
     # run; Ray's default is 2 s): a report waits for the next poll and a finished run is seen 2-3 polls late, so

@@ -209,15 +209,48 @@ class Context(Protocol):
              last: bool = False) -> None: ...
 
 
+class CheckpointClock:
+    """When a run saves a checkpoint: after the first epoch it runs (a resumed run has a fresh checkpoint at once),
+    then once ``every_s`` seconds have passed since the last one, and after its last epoch.
+
+    Why not every epoch: an ImageNet-size VAE's checkpoint (weights and amsgrad Adam state) is ~200 MB, and a Ray
+    Train report waits for the controller's next poll, so saving every short epoch costs more than the epoch. A
+    resumed run recomputes the epochs since its checkpoint bit for bit (RNG states are in the checkpoint), so
+    when saves happen never changes the numbers. Rank 0's clock decides for every rank (a Ray Train ``report``
+    must be called by all ranks or by none; a local group meets at a barrier after each save).
+    """
+
+    def __init__(self, every_s: float, rank: int, world: int, device: torch.device) -> None:
+        self.every_s, self.rank, self.world, self.device = every_s, rank, world, device
+        self._last: float | None = None
+
+    def due(self, last: bool) -> bool:
+        now = time.monotonic()
+        due = last or self._last is None or now - self._last >= self.every_s
+        if self.world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(due)], dtype=torch.int64, device=self.device)
+            torch.distributed.broadcast(flag, 0)
+            due = bool(flag.item())
+        if due:
+            self._last = now
+        return due
+
+
 @dataclass
 class LocalContext:
-    """Runs in this process (or a torch.distributed group the caller set up); checkpoints in ``run_dir``."""
+    """Runs in this process (or a torch.distributed group the caller set up); checkpoints in ``run_dir`` when its
+    :class:`CheckpointClock` says so (``every_s = 0``: every epoch). The live ``losses.csv`` is written every
+    epoch."""
 
     run_dir: Path
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     keep: int = 2
+    every_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._clock = CheckpointClock(self.every_s, self.rank, self.world, self.device)
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         found = checkpoint_dirs(self.run_dir)
@@ -225,31 +258,26 @@ class LocalContext:
 
     def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any],
              last: bool = False) -> None:
-        """Every epoch: a local checkpoint is a few files written in this process (no controller to wait for)."""
+        """A local checkpoint is a few files written in this process (atomically: a temporary folder, renamed)."""
+        due = self._clock.due(last)
         if self.rank == 0:
-            final = self.run_dir / f"checkpoint_epoch_{state['epoch']:04d}"
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp_ckpt_", dir=self.run_dir))
-            write_checkpoint_dir(tmp, state, fingerprint)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            for _, old in checkpoint_dirs(self.run_dir)[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
+            if due:
+                final = self.run_dir / f"checkpoint_epoch_{state['epoch']:04d}"
+                tmp = Path(tempfile.mkdtemp(prefix=".tmp_ckpt_", dir=self.run_dir))
+                write_checkpoint_dir(tmp, state, fingerprint)
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                for _, old in checkpoint_dirs(self.run_dir)[: -self.keep]:
+                    shutil.rmtree(old, ignore_errors=True)
             atomic_write_text(self.run_dir / LOSS_FILE, loss_csv(state["history"]))
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if due and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()
 
 
 class RayContext:
-    """Inside a Ray Train worker: checkpoints go through ``ray.train.report`` to the run's storage.
-
-    ``ray.train.report`` hands the checkpoint to Ray Train's controller, which takes one report per poll (every
-    2 s); reporting every epoch of a short run therefore stalls every worker on it. So a checkpoint is reported
-    after the first epoch a worker group runs (a resumed run has a fresh checkpoint at once), then when
-    ``every_s`` seconds have passed since the last one, and after the last epoch. A resumed run recomputes the
-    epochs since its checkpoint bit for bit (RNG states are in the checkpoint), so when reports happen never
-    changes the numbers. The live ``losses.csv`` is still written every epoch.
-    """
+    """Inside a Ray Train worker: checkpoints go through ``ray.train.report`` to the run's storage, when the
+    :class:`CheckpointClock` says so. The live ``losses.csv`` is still written every epoch."""
 
     def __init__(self, run_dir: str, every_s: float = 0.0) -> None:
         import ray.train
@@ -258,8 +286,8 @@ class RayContext:
         ctx = ray.train.get_context()
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.device = ray.train.torch.get_device()
-        self.run_dir, self.every_s = run_dir, every_s
-        self._last_report: float | None = None
+        self.run_dir = run_dir
+        self._clock = CheckpointClock(every_s, self.rank, self.world, self.device)
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         import ray.train
@@ -270,23 +298,11 @@ class RayContext:
         with ckpt.as_directory() as d:
             return read_checkpoint_dir(Path(d), fingerprint, self.device)
 
-    def _report_now(self, last: bool) -> bool:
-        """Rank 0's clock decides, for every rank: ``report`` must be called by all ranks or by none."""
-        now = time.monotonic()
-        due = last or self._last_report is None or now - self._last_report >= self.every_s
-        if self.world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            flag = torch.tensor([int(due)], dtype=torch.int64, device=self.device)
-            torch.distributed.broadcast(flag, 0)
-            due = bool(flag.item())
-        if due:
-            self._last_report = now
-        return due
-
     def save(self, state: dict[str, Any], fingerprint: dict[str, Any], metrics: dict[str, Any],
              last: bool = False) -> None:
         import ray.train
 
-        if self._report_now(last):
+        if self._clock.due(last):
             with tempfile.TemporaryDirectory(prefix="zsl_ckpt_") as tmp:
                 checkpoint = None
                 if self.rank == 0:

@@ -260,7 +260,8 @@ def fit_local(job: VaeJob, rank: int = 0, world: int = 1, device: str = "cpu") -
         _announce(run_dir, preflight_run_dir(run_dir, job.fingerprint()), job)
     if world > 1:
         dist.barrier()
-    ctx = LocalContext(run_dir, rank, world, torch.device(device), job.cfg.scale.keep_checkpoints)
+    ctx = LocalContext(run_dir, rank, world, torch.device(device), job.cfg.scale.keep_checkpoints,
+                       job.cfg.scale.checkpoint_every_s)
     history = vae_worker(job, ctx)
     summary = _summary(job, history, run_dir / f"checkpoint_epoch_{job.cfg.train.epochs:04d}")
     if rank == 0:
