@@ -111,6 +111,9 @@ def main() -> None:
         tmp = Path(tmp_str)
         common = {"object_store_memory": 150 * 1024 * 1024, "temp_dir": str(tmp / "ray")}
         head = {**common, "num_cpus": 0, "gcs_server_port": _free_port(), "include_dashboard": False}
+        # Cluster writes its address to <system temp>/ray/ray_current_cluster whatever temp_dir says; that folder
+        # is missing under a fresh TMPDIR (a FileNotFoundError traceback before this line)
+        (Path(tempfile.gettempdir()) / "ray").mkdir(exist_ok=True)
         cluster = Cluster(initialize_head=True, head_node_args=head)
         try:
             for _ in range(2):
