@@ -220,8 +220,8 @@ class CheckpointClock:
     must be called by all ranks or by none; a local group meets at a barrier after each save).
     """
 
-    def __init__(self, every_s: float, rank: int, world: int, device: torch.device) -> None:
-        self.every_s, self.rank, self.world, self.device = every_s, rank, world, device
+    def __init__(self, every_s: float, world: int, device: torch.device) -> None:
+        self.every_s, self.world, self.device = every_s, world, device
         self._last: float | None = None
 
     def due(self, last: bool) -> bool:
@@ -250,7 +250,7 @@ class LocalContext:
     every_s: float = 0.0
 
     def __post_init__(self) -> None:
-        self._clock = CheckpointClock(self.every_s, self.rank, self.world, self.device)
+        self._clock = CheckpointClock(self.every_s, self.world, self.device)
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         found = checkpoint_dirs(self.run_dir)
@@ -287,7 +287,7 @@ class RayContext:
         self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
         self.device = ray.train.torch.get_device()
         self.run_dir = run_dir
-        self._clock = CheckpointClock(every_s, self.rank, self.world, self.device)
+        self._clock = CheckpointClock(every_s, self.world, self.device)
 
     def latest_state(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         import ray.train
